@@ -1,0 +1,1 @@
+"""Dagster assets: one module per stage; each reads inputs, calls the domain, writes, reports."""

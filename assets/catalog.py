@@ -1,0 +1,36 @@
+"""The DuckDB catalog asset: views named after the seed tables over the Parquet lake."""
+
+import dagster as dg
+
+from assets.common import md_table
+from mqf_pipeline.storage.catalog import refresh_catalog
+from resources import StorageResource
+
+import polars as pl
+
+CATALOG_VERSION = "1"
+LAKE_TABLE_ASSETS = [
+    "price_history", "corporate_actions", "ingestion_audit", "backfill_failures", "macro_series",
+    "data_quality", "trading_eligibility",
+]
+
+
+@dg.asset(
+    deps=LAKE_TABLE_ASSETS,
+    group_name="catalog",
+    code_version=CATALOG_VERSION,
+    pool="duckdb_writer",
+    kinds={"duckdb"},
+)
+def duckdb_catalog(storage: StorageResource) -> dg.MaterializeResult:
+    """Create or replace one view per declared table in runtime/mqf.duckdb (pool duckdb_writer, limit 1)."""
+    counts = refresh_catalog(storage.lake(), storage.catalog_path())
+    frame = pl.DataFrame({"table": list(counts), "rows": list(counts.values())})
+    return dg.MaterializeResult(
+        metadata={
+            "path": str(storage.catalog_path()),
+            "tables": len(counts),
+            "dagster/row_count": sum(counts.values()),
+            "row_counts": dg.MetadataValue.md(md_table(frame, max_rows=len(counts))),
+        }
+    )

@@ -1,0 +1,57 @@
+"""Small helpers shared by asset modules: partition dates, metadata, the combined content hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+
+import dagster as dg
+import polars as pl
+
+from mqf_pipeline.storage.lake import WriteResult
+
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
+    """The sessions this run materializes (one, or a range in a single-run backfill)."""
+    return [dt.date.fromisoformat(k) for k in context.partition_keys]
+
+
+def combined_hash(results: Iterable[WriteResult]) -> str:
+    """One hash over the partitions written: equal to the partition's own hash for a single one."""
+    results = list(results)
+    if len(results) == 1:
+        return results[0].content_hash
+    h = hashlib.sha256()
+    for r in sorted(results, key=lambda r: r.partition):
+        h.update(f"{r.partition}:{r.content_hash}\n".encode())
+    return h.hexdigest()
+
+
+def write_metadata(results: list[WriteResult], **extra: object) -> dict[str, object]:
+    """Standard materialization metadata: rows, content hash, files written vs unchanged."""
+    rows = sum(r.rows for r in results)
+    meta: dict[str, object] = {
+        "dagster/row_count": rows,
+        "content_hash": combined_hash(results),
+        "partitions": len(results),
+        "files_written": sum(r.written for r in results),
+        "files_unchanged": sum(not r.written for r in results),
+    }
+    if results:
+        meta["first_partition"] = results[0].partition
+        meta["last_partition"] = results[-1].partition
+    meta.update(extra)
+    return meta
+
+
+def md_table(frame: pl.DataFrame, max_rows: int = 20) -> str:
+    """A small Markdown table for metadata previews in the UI."""
+    head = frame.head(max_rows)
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in head.iter_rows()]
+    if frame.height > max_rows:
+        lines.append(f"| ... {frame.height - max_rows} more rows |" + " |" * (len(head.columns) - 1))
+    return "\n".join(lines)

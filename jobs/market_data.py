@@ -1,0 +1,20 @@
+"""Asset jobs for the data layer."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.partitions import TRADING_DAYS
+
+market_data_job = dg.define_asset_job(
+    "market_data_job",
+    selection=dg.AssetSelection.groups("market_data"),
+    partitions_def=TRADING_DAYS,
+    description="Ingest bars, corporate actions and macro series, score quality, gate eligibility.",
+)
+
+catalog_job = dg.define_asset_job(
+    "catalog_job",
+    selection=dg.AssetSelection.assets("duckdb_catalog"),
+    description="Refresh the DuckDB catalog views over the lake (pool duckdb_writer).",
+)

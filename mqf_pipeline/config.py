@@ -1,0 +1,242 @@
+"""Typed settings loaded from ``configs/*.yaml``, validated by pydantic.
+
+One YAML file per section (``fund.yaml``, ``universe.yaml``, ``providers.yaml``,
+``quality.yaml``, ``simulator.yaml``); a missing file means that section's defaults. A bad
+file fails with :class:`ConfigError` naming the file, the key and the reason. Later stages
+add their own sections here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mqf_pipeline.market.router import RouterSettings
+from mqf_pipeline.market.simulator import SimulatorParams
+from mqf_pipeline.quality import QualityThresholds
+
+CONFIG_DIR_ENV = "MQF_CONFIG_DIR"
+RUNTIME_DIR_ENV = "MQF_RUNTIME_DIR"
+
+
+class ConfigError(ValueError):
+    """A configuration file is unreadable or invalid; the message names file, key and reason."""
+
+
+class Mode(StrEnum):
+    SIMULATED = "simulated"
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathsSettings(_Section):
+    """Where generated state lives; relative paths are under the runtime directory."""
+
+    runtime: str = Field("runtime", description="root of generated state (git-ignored)")
+    lake: str = Field("lake", description="Parquet lake root: a path under runtime, or an fsspec URL (s3://...)")
+    raw: str = Field("raw", description="raw provider archive, under runtime")
+    catalog: str = Field("mqf.duckdb", description="DuckDB catalog file, under runtime")
+    kill_switch: str = Field("KILL_SWITCH", description="kill-switch file, under runtime")
+
+
+class CalendarSettings(_Section):
+    partitions_start: dt.date = Field(
+        dt.date(2016, 1, 4), description="first XNYS session with a Dagster partition (about ten years back)"
+    )
+
+
+class HistorySettings(_Section):
+    lookback_sessions: int = Field(
+        1300, ge=1, description="sessions `mqf run` makes sure are ingested before the latest (~5.2 years)"
+    )
+    min_history_rows: int = Field(1260, ge=0, description="governance Phase 0: bars a symbol needs to trade")
+
+
+class FundSettings(_Section):
+    """configs/fund.yaml: the fund's mode, strategy and paths."""
+
+    mode: Mode = Mode.SIMULATED
+    strategy: str = Field("institutional", pattern=r"^[a-z_]+$")
+    paths: PathsSettings = PathsSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    history: HistorySettings = HistorySettings()
+
+
+class ProvidersSettings(_Section):
+    """configs/providers.yaml: which providers serve each mode, in priority order, and how to reach them.
+
+    Keys and secrets never live here: they come from environment variables only
+    (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``FRED_API_KEY``).
+    """
+
+    priority: dict[Mode, list[str]] = Field(
+        default_factory=lambda: {
+            Mode.SIMULATED: ["simulated"],
+            Mode.PAPER: ["yahoo", "alpaca", "files"],
+            Mode.LIVE: ["alpaca", "yahoo", "files"],
+        },
+        description="bar providers per mode, highest priority first",
+    )
+    macro_priority: dict[Mode, list[str]] = Field(
+        default_factory=lambda: {Mode.SIMULATED: ["simulated"], Mode.PAPER: ["fred"], Mode.LIVE: ["fred"]},
+        description="macro-series providers per mode",
+    )
+    files_root: str | None = Field(None, description="directory of CSV/Parquet history for the files provider")
+    alpaca_url_override: str | None = Field(None, description="Alpaca market-data base URL (tests, proxies)")
+    alpaca_feed: str = Field("iex", description="Alpaca data feed: iex (free) or sip")
+    fred_root_url: str | None = Field(None, description="FRED API root URL override (tests, proxies)")
+    router: RouterSettings = Field(
+        default_factory=RouterSettings,
+        description="retries/backoff, token buckets (seed 000 4.2 rates), RAM cache, bandit, request chunking",
+    )
+
+    @model_validator(mode="after")
+    def _known_providers(self) -> ProvidersSettings:
+        known = {"simulated", "files", "yahoo", "alpaca", "fred"}
+        for table in (self.priority, self.macro_priority):
+            for mode, names in table.items():
+                bad = [n for n in names if n not in known]
+                if bad:
+                    raise ValueError(f"mode {mode.value!r}: unknown provider(s) {bad}; known: {sorted(known)}")
+        return self
+
+
+class UniverseSettings(_Section):
+    """configs/universe.yaml: the symbols the fund trades.
+
+    In simulated mode the universe is the simulator's (``simulator.n_symbols`` symbols in
+    ``simulator.n_sectors`` sectors) unless ``symbols`` is given; in paper and live mode
+    ``symbols`` (with their sectors) is required.
+    """
+
+    symbols: list[str] = Field(default_factory=list)
+    sectors: dict[str, str] = Field(default_factory=dict, description="symbol -> sector, for real symbols")
+
+    @model_validator(mode="after")
+    def _symbols_unique(self) -> UniverseSettings:
+        seen: set[str] = set()
+        dup = [s for s in self.symbols if s in seen or seen.add(s)]
+        if dup:
+            raise ValueError(f"duplicate symbols {dup[:5]}")
+        return self
+
+
+class Settings(_Section):
+    """All settings of one deployment."""
+
+    config_dir: Path
+    fund: FundSettings = FundSettings()
+    universe: UniverseSettings = UniverseSettings()
+    providers: ProvidersSettings = ProvidersSettings()
+    quality: QualityThresholds = QualityThresholds()
+    simulator: SimulatorParams = SimulatorParams()
+
+    # ---------------------------------------------------------------- derived paths
+    @property
+    def runtime_dir(self) -> Path:
+        env = os.environ.get(RUNTIME_DIR_ENV)
+        return Path(env) if env else Path(self.fund.paths.runtime)
+
+    def _under_runtime(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self.runtime_dir / path
+
+    @property
+    def lake_root(self) -> str:
+        value = self.fund.paths.lake
+        return value if "://" in value else str(self._under_runtime(value))
+
+    @property
+    def raw_dir(self) -> Path:
+        return self._under_runtime(self.fund.paths.raw)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self._under_runtime(self.fund.paths.catalog)
+
+    @property
+    def kill_switch_path(self) -> Path:
+        return self._under_runtime(self.fund.paths.kill_switch)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.runtime_dir / "dagster"
+
+    @model_validator(mode="after")
+    def _mode_needs_symbols(self) -> Settings:
+        if self.fund.mode is not Mode.SIMULATED and not self.universe.symbols:
+            raise ValueError(f"mode {self.fund.mode.value!r} needs universe.symbols (configs/universe.yaml)")
+        return self
+
+
+SECTION_FILES: dict[str, str] = {
+    "fund": "fund.yaml",
+    "universe": "universe.yaml",
+    "providers": "providers.yaml",
+    "quality": "quality.yaml",
+    "simulator": "simulator.yaml",
+}
+
+
+def default_config_dir() -> Path:
+    env = os.environ.get(CONFIG_DIR_ENV)
+    return Path(env) if env else Path.cwd() / "configs"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _describe(exc: ValidationError, files: dict[str, Path]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        section = loc[0] if loc and loc[0] in files else None
+        where = str(files[section]) if section else "settings"
+        key = ".".join(loc[1:] if section else loc) or "(top level)"
+        lines.append(f"{where}: key '{key}': {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(config_dir: str | os.PathLike[str] | None = None, **overrides: dict[str, Any]) -> Settings:
+    """Read and validate every section file in ``config_dir`` (default ``$MQF_CONFIG_DIR`` or ``./configs``).
+
+    ``overrides`` maps a section name to keys merged over its file (used by tests and the CLI).
+    """
+    directory = Path(config_dir) if config_dir is not None else default_config_dir()
+    if not directory.is_dir():
+        raise ConfigError(f"config directory {directory} does not exist (set {CONFIG_DIR_ENV} or run from the project root)")
+    files = {section: directory / name for section, name in SECTION_FILES.items()}
+    data: dict[str, Any] = {"config_dir": directory}
+    for section, path in files.items():
+        values = _read_yaml(path) if path.exists() else {}
+        for key, value in overrides.get(section, {}).items():
+            values[key] = value
+        data[section] = values
+    unknown = sorted(set(overrides) - set(SECTION_FILES))
+    if unknown:
+        raise ConfigError(f"unknown settings section(s) {unknown}; known: {sorted(SECTION_FILES)}")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, files)) from exc

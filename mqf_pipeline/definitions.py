@@ -1,0 +1,29 @@
+"""The Dagster code location: one ``Definitions`` composed from assets, jobs and resources.
+
+The only module of ``mqf_pipeline`` that imports Dagster; it holds no logic.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.catalog import duckdb_catalog
+from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
+from jobs import catalog_job, market_data_job
+from resources import MarketDataResource, SettingsResource, StorageResource
+
+
+def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
+    """Resources of a deployment whose configs live in ``config_dir`` (empty: $MQF_CONFIG_DIR or ./configs)."""
+    settings = SettingsResource(config_dir=config_dir)
+    return {
+        "settings": settings,
+        "storage": StorageResource(settings=settings),
+        "market_data": MarketDataResource(settings=settings),
+    }
+
+
+ASSETS = [ingest_market_data, macro_series, data_quality, trading_eligibility, duckdb_catalog]
+JOBS = [market_data_job, catalog_job]
+
+defs = dg.Definitions(assets=ASSETS, jobs=JOBS, resources=build_resources())

@@ -1,0 +1,284 @@
+"""Ingestion: raw provider records to price_history rows, archived and flagged.
+
+Pure functions over polars frames; the Dagster asset only wires them to the router and lake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from mqf_pipeline.market.bars import canonicalize
+from mqf_pipeline.market.providers.base import BarsRequest
+from mqf_pipeline.market.router import DataRouter
+from mqf_pipeline.quality import dedupe_bars, with_row_flags
+from mqf_pipeline.storage.archive import RawArchive, records_payload
+from mqf_pipeline.storage.lake import Lake, WriteResult
+from mqf_pipeline.storage.schema import table_spec
+
+
+@dataclass
+class PreparedBars:
+    """price_history rows plus what happened on the way."""
+
+    rows: pl.DataFrame
+    raw_hashes: dict[tuple[str, dt.date], str] = field(default_factory=dict)  # (provider, session) -> sha256
+    n_received: int = 0
+    n_undated: int = 0  # rows whose date could not be read: archived, not stored as bars
+
+
+def prepare_bars(raw: pl.DataFrame, archive: RawArchive, now: dt.datetime, fallback_session: dt.date) -> PreparedBars:
+    """Canonicalize raw records (with a ``provider`` column), archive them per (provider, session),
+    drop duplicate keys (counting them) and set row-level validation flags.
+
+    Rows are archived before anything is dropped; rows with an unreadable date are archived
+    under ``fallback_session`` and counted in ``n_undated``.
+    """
+    columns = list(table_spec("price_history").columns)
+    if raw.height == 0:
+        return PreparedBars(rows=pl.DataFrame(schema=table_spec("price_history").columns))
+    parts: list[pl.DataFrame] = []
+    hashes: dict[tuple[str, dt.date], str] = {}
+    n_undated = 0
+    for (provider,), group in raw.group_by("provider", maintain_order=True):
+        records = group.drop("provider")
+        canon = canonicalize(records, str(provider))
+        session = canon.get_column("date")
+        n_undated += session.null_count()
+        keyed = records.with_columns(session.fill_null(fallback_session).alias("__session"))
+        for (day,), day_records in keyed.group_by("__session", maintain_order=True):
+            digest = archive.store(str(provider), day, records_payload(day_records.drop("__session")))
+            hashes[(str(provider), day)] = digest
+        parts.append(canon)
+    canon_all = pl.concat(parts, how="vertical")
+    hash_frame = pl.DataFrame(
+        {
+            "provider": [p for p, _ in hashes],
+            "date": [d for _, d in hashes],
+            "raw_hash": list(hashes.values()),
+        },
+        schema={"provider": pl.String, "date": pl.Date, "raw_hash": pl.String},
+    )
+    rows = (
+        with_row_flags(dedupe_bars(canon_all))
+        .join(hash_frame, on=["provider", "date"], how="left")
+        .with_columns(pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingestion_timestamp"))
+        .select(columns)
+    )
+    return PreparedBars(rows=rows, raw_hashes=hashes, n_received=raw.height, n_undated=n_undated)
+
+
+def split_by_session(frame: pl.DataFrame, sessions: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
+    """One frame per session in ``sessions`` (empty frames for sessions with no rows)."""
+    groups = {key[0]: part for key, part in frame.group_by("date")} if frame.height else {}
+    empty = frame.clear()
+    return {day: groups.get(day, empty) for day in sessions}
+
+
+def audit_row(
+    day: dt.date,
+    run_id: str,
+    rows: pl.DataFrame,
+    n_expected: int,
+    raw_hashes: list[str],
+    content_hash: str,
+    request_stats: dict[str, float],
+    now: dt.datetime,
+) -> dict[str, object]:
+    """The ingestion_audit row of one session."""
+    n_rows = rows.height
+    n_symbols = rows.get_column("symbol").n_unique() if n_rows else 0
+    missing = max(n_expected - n_symbols, 0)
+    status = "EMPTY" if n_rows == 0 else ("PARTIAL" if missing else "OK")
+    return {
+        "date": day,
+        "run_id": run_id,
+        "providers": json.dumps(sorted(rows.get_column("provider").unique().to_list()) if n_rows else []),
+        "n_symbols_expected": n_expected,
+        "n_rows": n_rows,
+        "n_symbols_missing": missing,
+        "n_duplicates": int(rows.get_column("n_duplicates").sum()) if n_rows else 0,
+        "n_cast_failed": int(rows.get_column("validation_flags").str.contains('"WRONG_TYPE"').sum()) if n_rows else 0,
+        "n_requests": int(request_stats.get("requests", 0)),
+        "n_retries": int(request_stats.get("retries", 0)),
+        "n_fallbacks": int(request_stats.get("fallbacks", 0)),
+        "latency_ms": float(request_stats.get("latency_ms", 0.0)),
+        "raw_hashes": json.dumps(sorted(raw_hashes)),
+        "content_hash": content_hash,
+        "status": status,
+        "ingestion_timestamp": now,
+    }
+
+
+# ---------------------------------------------------------------------------- window ingestion
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class WindowResult:
+    """What ingesting one window of sessions wrote."""
+
+    price_history: list[WriteResult]
+    corporate_actions: list[WriteResult]
+    ingestion_audit: list[WriteResult]
+    backfill_failures: list[WriteResult]
+    n_rows: int
+    n_failed_symbols: int
+    n_off_calendar: int
+    providers: list[str]
+    request_stats: dict[str, float]
+
+
+def _request_stats(requests: Sequence[object]) -> dict[str, float]:
+    providers = [getattr(r, "provider", "") for r in requests]
+    return {
+        "requests": float(len(requests)),
+        "retries": float(sum(max(int(getattr(r, "attempts", 1)) - 1, 0) for r in requests)),
+        "fallbacks": float(max(len(dict.fromkeys(providers)) - 1, 0)),
+        "latency_ms": float(sum(float(getattr(r, "latency_ms", 0.0)) for r in requests)),
+        "rate_limited": float(sum(getattr(r, "status", "") == "rate_limited" for r in requests)),
+        "timeouts": float(sum(getattr(r, "status", "") == "timeout" for r in requests)),
+    }
+
+
+def _failure_rows(failures: pl.DataFrame, days: Sequence[dt.date], run_id: str, now: dt.datetime) -> pl.DataFrame:
+    """Expand router failures (symbol, start, end, provider_attempts, error) to one row per session."""
+    schema = table_spec("backfill_failures").columns
+    if failures.height == 0:
+        return pl.DataFrame(schema=schema)
+    day_frame = pl.DataFrame({"date": list(days)}, schema={"date": pl.Date})
+    return (
+        failures.join(day_frame, how="cross")
+        .filter((pl.col("date") >= pl.col("start")) & (pl.col("date") <= pl.col("end")))
+        .select(
+            "date",
+            "symbol",
+            pl.col("provider_attempts").cast(pl.String).alias("providers_tried"),
+            pl.col("error").cast(pl.String),
+            pl.lit(run_id).alias("run_id"),
+            pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("created_at"),
+        )
+        .unique(subset=["date", "symbol"], keep="first", maintain_order=True)
+    )
+
+
+def _archive_actions(actions: pl.DataFrame, archive: RawArchive) -> pl.DataFrame:
+    """Archive corporate actions per (provider, ex-date) and attach their raw hash."""
+    schema = table_spec("corporate_actions").columns
+    if actions.height == 0:
+        return pl.DataFrame(schema=schema)
+    parts = []
+    for (provider, day), group in actions.group_by("provider", "date", maintain_order=True):
+        digest = archive.store(f"{provider}/corporate_actions", day, records_payload(group))
+        parts.append(group.with_columns(pl.lit(digest).alias("raw_hash")))
+    return (
+        pl.concat(parts)
+        .with_columns(pl.col("value").cast(pl.Float64))
+        .unique(subset=["date", "symbol", "action_type"], keep="first", maintain_order=True)
+        .select(list(schema))
+    )
+
+
+def ingest_bars_window(
+    router: DataRouter,
+    lake: Lake,
+    archive: RawArchive,
+    symbols: Sequence[str],
+    days: Sequence[dt.date],
+    run_id: str,
+    now: dt.datetime,
+    progress: ProgressFn = lambda _msg: None,
+) -> WindowResult:
+    """Fetch bars and corporate actions for ``symbols`` over the sessions ``days`` and write one
+    lake partition per session of price_history, corporate_actions, ingestion_audit and
+    backfill_failures. Every requested symbol-session ends either as a bar or as a failure row.
+    """
+    days = sorted(days)
+    request = BarsRequest(symbols=tuple(symbols), start=days[0], end=days[-1])
+    progress(f"fetching bars: {len(symbols)} symbols x {len(days)} sessions ({days[0]} .. {days[-1]})")
+    routed = router.get_bars(request)
+    prepared = prepare_bars(routed.raw, archive, now, days[-1])
+    day_set = set(days)
+    in_calendar = prepared.rows.filter(pl.col("date").is_in(list(day_set)))
+    n_off = prepared.rows.height - in_calendar.height
+    if n_off:
+        progress(f"ignored {n_off} bar(s) dated off the requested XNYS sessions")
+    stats = _request_stats(routed.requests)
+    progress(
+        f"received {prepared.n_received} raw rows from {sorted(set(routed.raw.get_column('provider')))} "
+        f"in {stats['requests']:.0f} request(s), {stats['retries']:.0f} retries; writing {len(days)} partitions"
+    )
+    routed_actions = router.get_corporate_actions(request)
+    if routed_actions.failures.height:
+        progress(f"corporate actions unavailable for {routed_actions.failures.height} symbol(s) from every provider")
+    actions = _archive_actions(routed_actions.data, archive)
+    failures = _failure_rows(routed.failures, days, run_id, now)
+    bars_by_day = split_by_session(in_calendar, days)
+    actions_by_day = split_by_session(actions, days)
+    failures_by_day = split_by_session(failures, days)
+    hashes_by_day: dict[dt.date, list[str]] = {}
+    for (_provider, day), digest in prepared.raw_hashes.items():
+        hashes_by_day.setdefault(day, []).append(digest)
+    written: dict[str, list[WriteResult]] = {t: [] for t in ("price_history", "corporate_actions",
+                                                             "ingestion_audit", "backfill_failures")}
+    step = max(len(days) // 10, 1)
+    for i, day in enumerate(days, start=1):
+        bars_result = lake.write("price_history", day, bars_by_day[day], now=now)
+        written["price_history"].append(bars_result)
+        written["corporate_actions"].append(lake.write("corporate_actions", day, actions_by_day[day], now=now))
+        written["backfill_failures"].append(lake.write("backfill_failures", day, failures_by_day[day], now=now))
+        audit = audit_row(day, run_id, bars_by_day[day], len(symbols), hashes_by_day.get(day, []),
+                          bars_result.content_hash, stats if i == 1 else {}, now)
+        written["ingestion_audit"].append(lake.write("ingestion_audit", day, pl.DataFrame([audit]), now=now))
+        if i % step == 0 or i == len(days):
+            progress(f"wrote {i}/{len(days)} sessions")
+    return WindowResult(
+        price_history=written["price_history"],
+        corporate_actions=written["corporate_actions"],
+        ingestion_audit=written["ingestion_audit"],
+        backfill_failures=written["backfill_failures"],
+        n_rows=in_calendar.height,
+        n_failed_symbols=routed.failures.get_column("symbol").n_unique() if routed.failures.height else 0,
+        n_off_calendar=n_off,
+        providers=sorted(set(routed.raw.get_column("provider"))) if routed.raw.height else [],
+        request_stats=stats,
+    )
+
+
+def ingest_macro_window(
+    router: DataRouter,
+    lake: Lake,
+    archive: RawArchive,
+    series: Sequence[str],
+    days: Sequence[dt.date],
+    now: dt.datetime,
+) -> list[WriteResult]:
+    """Fetch macro series over ``days`` and write one macro_series partition per session.
+
+    A series value is as of the session's date; a provider that skips a session (e.g. FRED on a
+    federal holiday the exchange keeps open) leaves that series absent for the session.
+    """
+    days = sorted(days)
+    routed = router.get_macro(tuple(series), days[0], days[-1])
+    if routed.failures.height:
+        unserved = routed.failures.get_column("series_id").to_list()
+        raise RuntimeError(f"macro series {unserved} unavailable from every provider for {days[0]}..{days[-1]}")
+    frame = routed.data
+    schema = table_spec("macro_series").columns
+    parts = []
+    for (provider, day), group in frame.group_by("provider", "date", maintain_order=True):
+        digest = archive.store(f"{provider}/macro", day, records_payload(group))
+        parts.append(group.with_columns(pl.lit(digest).alias("raw_hash")))
+    rows = (
+        pl.concat(parts).with_columns(
+            pl.col("value").cast(pl.Float64),
+            pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingestion_timestamp"),
+        ).unique(subset=["date", "series_id"], keep="first", maintain_order=True).select(list(schema))
+        if parts else pl.DataFrame(schema=schema)
+    )
+    by_day = split_by_session(rows, days)
+    return [lake.write("macro_series", day, by_day[day], now=now) for day in days]

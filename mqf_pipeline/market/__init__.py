@@ -1,0 +1,1 @@
+"""Market data: the simulator, providers, the router and the canonical bars contract."""

@@ -1,0 +1,47 @@
+"""Build the provider router for a deployment from its settings."""
+
+from __future__ import annotations
+
+from mqf_pipeline.config import Settings
+from mqf_pipeline.market.providers.base import MarketDataProvider
+from mqf_pipeline.market.router import DataRouter
+
+
+def build_provider(name: str, settings: Settings) -> MarketDataProvider:
+    """One provider by name, configured from settings (keys come from the environment)."""
+    p = settings.providers
+    if name == "simulated":
+        from mqf_pipeline.market.providers.simulated import SimulatedProvider
+
+        return SimulatedProvider(settings.simulator)
+    if name == "files":
+        from mqf_pipeline.market.providers.files import FilesProvider
+
+        if not p.files_root:
+            raise ValueError("provider 'files' needs files_root in configs/providers.yaml")
+        return FilesProvider(p.files_root)
+    if name == "yahoo":
+        from mqf_pipeline.market.providers.yahoo import YahooProvider
+
+        return YahooProvider()
+    if name == "alpaca":
+        from mqf_pipeline.market.providers.alpaca import AlpacaProvider
+
+        return AlpacaProvider(url_override=p.alpaca_url_override, feed=p.alpaca_feed)
+    if name == "fred":
+        from mqf_pipeline.market.providers.fred import FredProvider
+
+        return FredProvider(root_url=p.fred_root_url)
+    raise ValueError(f"unknown provider {name!r}")
+
+
+def build_router(settings: Settings) -> DataRouter:
+    """The router over the mode's bar and macro providers, in configured priority order."""
+    mode = settings.fund.mode
+    names = list(dict.fromkeys([*settings.providers.priority.get(mode, []),
+                                *settings.providers.macro_priority.get(mode, [])]))
+    if not names:
+        raise ValueError(f"no providers configured for mode {mode.value!r} (configs/providers.yaml priority)")
+    router_settings = settings.providers.router.model_copy(update={"priority": tuple(names)})
+    return DataRouter([build_provider(n, settings) for n in names], router_settings,
+                      rng_seed=settings.simulator.seed)

@@ -1,0 +1,33 @@
+"""Run summaries read back from the lake (what the CLI prints after a cycle)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from mqf_pipeline.storage.lake import Lake
+
+
+def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
+    """Key figures of the data layer at session ``latest``."""
+    sessions = lake.partitions("price_history")
+    key = latest.isoformat()
+    quality = lake.read("data_quality", [key])
+    elig = lake.read("trading_eligibility", [key])
+    bars_rows = lake.scan("price_history").select(pl.len()).collect().item() if sessions else 0
+    macro = lake.read("macro_series", [key])
+    vix = macro.filter(pl.col("series_id") == "VIX").get_column("value").to_list()
+    rate = macro.filter(pl.col("series_id") == "SHORT_RATE").get_column("value").to_list()
+    return {
+        "latest_session": key,
+        "sessions_stored": len(sessions),
+        "first_session": sessions[0] if sessions else None,
+        "bars_stored": int(bars_rows),
+        "symbols_scored": quality.height,
+        "mean_quality": round(float(quality.get_column("quality_score").mean()), 4) if quality.height else None,
+        "rejected": int((quality.get_column("status") == "REJECT").sum()) if quality.height else None,
+        "eligible": int(elig.get_column("eligible").sum()) if elig.height else None,
+        "vix": vix[0] if vix else None,
+        "short_rate": rate[0] if rate else None,
+    }

@@ -1,0 +1,176 @@
+"""The Parquet lake: the storage of record, one file per table partition.
+
+Layout: ``<root>/<table>/<partition>.parquet``; ``root`` is a local path or any fsspec URL.
+Writes are atomic (temp file then ``os.replace`` locally; object stores put whole objects),
+so a retry or rerun replaces a partition and never leaves a half-written one. A rewrite
+whose content (all but the write-time columns) is unchanged keeps the existing file, so a
+rerun with the same inputs gives a byte-identical partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import fsspec
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mqf_pipeline.storage.schema import VOLATILE_COLUMNS, conform, table_spec
+
+HASH_KEY = b"mqf.content_hash"
+TABLE_KEY = b"mqf.table"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one partition write did."""
+
+    table: str
+    partition: str
+    path: str
+    rows: int
+    content_hash: str
+    written: bool  # False when the existing file already held identical content
+
+
+def content_hash(frame: pl.DataFrame) -> str:
+    """sha256 of a frame's content, ignoring write-time columns; rows in their given order.
+
+    Hashes the CSV rendering (stable across library versions) of every column but
+    :data:`VOLATILE_COLUMNS`, with the column names and dtypes.
+    """
+    cols = [c for c in frame.columns if c not in VOLATILE_COLUMNS]
+    body = frame.select(cols)
+    h = hashlib.sha256()
+    h.update(repr([(c, str(body.schema[c])) for c in cols]).encode())
+    h.update(body.write_csv(float_precision=None, datetime_format="%Y-%m-%dT%H:%M:%S%.f").encode())
+    return h.hexdigest()
+
+
+def partition_key(value: dt.date | str) -> str:
+    """The file stem of a partition: ISO date for dates, the text itself otherwise."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if not value or "/" in value or value.startswith("."):
+        raise ValueError(f"invalid partition key {value!r}")
+    return value
+
+
+class Lake:
+    """Parquet files per table partition under ``root``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.root)
+        self.is_local = self.fs.protocol in ("file", "local") or "file" in (self.fs.protocol or ())
+
+    # ---------------------------------------------------------------- paths
+    def table_dir(self, table: str) -> str:
+        table_spec(table)  # unknown tables fail here, by name
+        return f"{self._base}/{table}"
+
+    def path(self, table: str, partition: dt.date | str) -> str:
+        return f"{self.table_dir(table)}/{partition_key(partition)}.parquet"
+
+    def url(self, table: str) -> str:
+        """A glob over the table's files usable by DuckDB ``read_parquet``."""
+        base = os.path.abspath(self._base) if self.is_local else self.root
+        return f"{base}/{table}/*.parquet"
+
+    # ---------------------------------------------------------------- listing
+    def partitions(self, table: str) -> list[str]:
+        """Partition keys present for ``table``, sorted."""
+        directory = self.table_dir(table)
+        if not self.fs.exists(directory):
+            return []
+        names = (p.rsplit("/", 1)[-1] for p in self.fs.ls(directory, detail=False))
+        return sorted(n[: -len(".parquet")] for n in names if n.endswith(".parquet"))
+
+    def exists(self, table: str, partition: dt.date | str) -> bool:
+        return bool(self.fs.exists(self.path(table, partition)))
+
+    def stored_hash(self, table: str, partition: dt.date | str) -> str | None:
+        """The content hash recorded in a partition file, or None if there is no file."""
+        path = self.path(table, partition)
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as fh:
+            meta = pq.read_schema(fh).metadata or {}
+        value = meta.get(HASH_KEY)
+        return value.decode() if value else None
+
+    # ---------------------------------------------------------------- writing
+    def write(
+        self, table: str, partition: dt.date | str, frame: pl.DataFrame, *, now: dt.datetime | None = None
+    ) -> WriteResult:
+        """Validate, sort by key and atomically write one partition; see the module docstring."""
+        spec = table_spec(table)
+        now = now or dt.datetime.now(dt.UTC)
+        conformed = conform(table, frame, now=now)
+        if spec.key:
+            conformed = conformed.sort(list(spec.key))
+        digest = content_hash(conformed)
+        path = self.path(table, partition)
+        if self.stored_hash(table, partition) == digest:
+            return WriteResult(table, partition_key(partition), path, conformed.height, digest, written=False)
+        arrow = conformed.to_arrow()
+        meta = dict(arrow.schema.metadata or {})
+        meta.update({HASH_KEY: digest.encode(), TABLE_KEY: table.encode()})
+        arrow = arrow.replace_schema_metadata(meta)
+        self._atomic_write(path, arrow)
+        return WriteResult(table, partition_key(partition), path, conformed.height, digest, written=True)
+
+    def _atomic_write(self, path: str, arrow: pa.Table) -> None:
+        directory = path.rsplit("/", 1)[0]
+        self.fs.makedirs(directory, exist_ok=True)
+        if self.is_local:
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            try:
+                pq.write_table(arrow, tmp, compression="zstd")
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        else:  # object stores: one PUT of the whole object is atomic
+            buf = io.BytesIO()
+            pq.write_table(arrow, buf, compression="zstd")
+            with self.fs.open(path, "wb") as fh:
+                fh.write(buf.getvalue())
+
+    def delete(self, table: str, partition: dt.date | str) -> bool:
+        path = self.path(table, partition)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+            return True
+        return False
+
+    # ---------------------------------------------------------------- reading
+    def _paths(self, table: str, partitions: Iterable[dt.date | str] | None) -> list[str]:
+        if partitions is None:
+            return [self.path(table, p) for p in self.partitions(table)]
+        present = set(self.partitions(table))
+        return [self.path(table, p) for p in map(partition_key, partitions) if p in present]
+
+    def scan(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> pl.LazyFrame:
+        """Lazy frame over the given (or all) partitions that exist; empty with the schema if none."""
+        paths = self._paths(table, partitions)
+        if not paths:
+            return pl.LazyFrame(schema=table_spec(table).columns)
+        if self.is_local:
+            return pl.scan_parquet(paths)
+        return pl.concat([pl.read_parquet(self.fs.open(p, "rb").read()).lazy() for p in paths])
+
+    def read(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> pl.DataFrame:
+        return self.scan(table, partitions).collect()
+
+    def read_range(self, table: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Date partitions ``start`` <= p <= ``end`` of a date-partitioned table."""
+        keys = [p for p in self.partitions(table) if start.isoformat() <= p <= end.isoformat()]
+        return self.read(table, keys)

@@ -1,0 +1,488 @@
+-- MQF pipeline: every table of seed 000 (section 11) and seed 002 (appendix A), declared once.
+--
+-- DuckDB dialect. This file is the single declaration: mqf_pipeline/storage/schema.py derives the
+-- polars schemas, keys and catalog views from it. Conventions against the seeds' SQLite DDL:
+--   * TEXT dates are DATE, TEXT timestamps are TIMESTAMPTZ (UTC), REAL is DOUBLE, INTEGER is BIGINT.
+--   * `id INTEGER PRIMARY KEY AUTOINCREMENT` becomes `id BIGINT NOT NULL`, filled by the writer with a
+--     stable 63-bit hash of the table's natural key (its UNIQUE or PRIMARY KEY), so a rerun gives the
+--     same id. Tables the seeds left without a natural key get one here.
+--   * `created_at`, `ingestion_timestamp` and `updated_at` record when a row was first written; they
+--     are left out of content hashes, and a rewrite with unchanged content keeps the original file.
+--   * Extra columns beyond the seeds are marked "-- extra".
+--   * Seed 000 names ten supporting tables without columns (cycle_meta, positions, model_outputs,
+--     features, corporate_actions, data_quality, ingestion_audit, provider_metrics,
+--     backfill_failures, trading_eligibility); their columns are ours.
+
+-- ---------------------------------------------------------------- seed 000: core tables
+CREATE TABLE price_history (
+    symbol VARCHAR NOT NULL,
+    date DATE NOT NULL,
+    open DOUBLE,
+    high DOUBLE,
+    low DOUBLE,
+    close DOUBLE,                      -- raw (unadjusted) close
+    adjusted_close DOUBLE,             -- split- and dividend-adjusted; use ratios (returns), not levels
+    volume BIGINT,                     -- shares
+    provider VARCHAR NOT NULL,
+    raw_hash VARCHAR NOT NULL,         -- sha256 of the archived raw records (runtime/raw/...)
+    validation_flags VARCHAR,          -- JSON list of row-level flags set at ingestion
+    ingestion_timestamp TIMESTAMPTZ NOT NULL,
+    spread_bps DOUBLE,                 -- extra: average quoted spread, bps of mid, when known
+    n_duplicates INTEGER NOT NULL,     -- extra: extra copies of this (symbol, date) the provider sent
+    PRIMARY KEY (symbol, date)
+);
+
+CREATE TABLE decisions (
+    id BIGINT NOT NULL,
+    cycle_id VARCHAR NOT NULL,
+    symbol VARCHAR NOT NULL,
+    timestamp TIMESTAMPTZ NOT NULL,
+    final_decision VARCHAR NOT NULL,
+    position_size DOUBLE,
+    stop_loss DOUBLE,
+    reason_codes_json VARCHAR NOT NULL,
+    mu_hat DOUBLE,
+    sigma_hat DOUBLE,
+    conviction DOUBLE,
+    data_quality_score DOUBLE,
+    provider_confidence DOUBLE,
+    metadata_json VARCHAR,
+    UNIQUE (cycle_id, symbol)
+);
+
+CREATE TABLE orders (
+    id BIGINT NOT NULL,
+    order_id VARCHAR NOT NULL UNIQUE,
+    cycle_id VARCHAR NOT NULL,
+    symbol VARCHAR NOT NULL,
+    side VARCHAR NOT NULL,
+    qty DOUBLE,
+    price DOUBLE,
+    order_type VARCHAR,
+    time_in_force VARCHAR,
+    status VARCHAR NOT NULL,
+    commission DOUBLE,
+    slippage DOUBLE
+);
+
+CREATE TABLE audit_log (
+    id BIGINT NOT NULL,
+    cycle_id VARCHAR,
+    timestamp TIMESTAMPTZ NOT NULL,
+    component VARCHAR NOT NULL,
+    level VARCHAR NOT NULL,
+    message VARCHAR NOT NULL,
+    payload_json VARCHAR,
+    event_key VARCHAR NOT NULL,        -- extra: natural key of the event (e.g. symbol + decision), unique per cycle
+    UNIQUE (cycle_id, component, event_key)
+);
+
+-- ---------------------------------------------------------------- seed 000: supporting tables
+CREATE TABLE cycle_meta (
+    cycle_id VARCHAR NOT NULL UNIQUE,
+    date DATE NOT NULL,
+    strategy VARCHAR NOT NULL,
+    mode VARCHAR NOT NULL,
+    run_id VARCHAR,
+    n_symbols BIGINT,
+    n_eligible BIGINT,
+    n_decisions BIGINT,
+    n_orders BIGINT,
+    regime VARCHAR,
+    nav DOUBLE,
+    gross_exposure DOUBLE,
+    net_exposure DOUBLE,
+    status VARCHAR NOT NULL,
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ
+);
+
+CREATE TABLE positions (
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    qty DOUBLE NOT NULL,
+    avg_price DOUBLE,
+    market_price DOUBLE,
+    market_value DOUBLE,
+    weight DOUBLE,
+    unrealized_pnl DOUBLE,
+    realized_pnl DOUBLE,
+    UNIQUE (date, symbol)
+);
+
+CREATE TABLE model_outputs (
+    date DATE NOT NULL,
+    cycle_id VARCHAR NOT NULL,
+    symbol VARCHAR NOT NULL,
+    agent VARCHAR NOT NULL,
+    mu DOUBLE,                         -- expected return over the agent's horizon, decimal
+    sigma DOUBLE,
+    confidence DOUBLE,                 -- [0, 1]
+    signal DOUBLE,                     -- [-1, 1]
+    horizon_days INTEGER,
+    reason_codes_json VARCHAR,
+    model_version VARCHAR,
+    UNIQUE (cycle_id, symbol, agent)
+);
+
+CREATE TABLE features (
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    feature VARCHAR NOT NULL,
+    value DOUBLE,
+    feature_version VARCHAR NOT NULL,
+    UNIQUE (date, symbol, feature)
+);
+
+CREATE TABLE corporate_actions (
+    date DATE NOT NULL,                -- ex-date
+    symbol VARCHAR NOT NULL,
+    action_type VARCHAR NOT NULL,      -- SPLIT | DIVIDEND
+    value DOUBLE NOT NULL,             -- SPLIT: new shares per old share; DIVIDEND: cash per share
+    provider VARCHAR NOT NULL,
+    raw_hash VARCHAR,
+    UNIQUE (date, symbol, action_type)
+);
+
+CREATE TABLE data_quality (
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    quality_score DOUBLE NOT NULL,     -- seed 000 section 4.2 formula, in [0, 1]
+    missing_dates_pct DOUBLE NOT NULL, -- fraction (not percent) of expected sessions missing or stale in the window
+    duplicate_pct DOUBLE NOT NULL,     -- fraction of received rows in the window that were duplicates
+    zero_negative_flag INTEGER NOT NULL,   -- 1 if the bar has an unusable price (zero, negative, NaN, OHLC inconsistent, bad type)
+    extreme_spike_flag INTEGER NOT NULL,   -- 1 if the bar's price or volume departs extremely from its trailing norm
+    validation_flags VARCHAR NOT NULL, -- JSON list of flags
+    status VARCHAR NOT NULL,           -- ACCEPT | REJECT
+    window_sessions INTEGER NOT NULL,
+    provider VARCHAR,
+    UNIQUE (date, symbol)
+);
+
+CREATE TABLE ingestion_audit (
+    date DATE NOT NULL,
+    run_id VARCHAR NOT NULL,
+    providers VARCHAR NOT NULL,        -- JSON list
+    n_symbols_expected BIGINT NOT NULL,
+    n_rows BIGINT NOT NULL,
+    n_symbols_missing BIGINT NOT NULL,
+    n_duplicates BIGINT NOT NULL,
+    n_cast_failed BIGINT NOT NULL,
+    n_requests BIGINT NOT NULL,
+    n_retries BIGINT NOT NULL,
+    n_fallbacks BIGINT NOT NULL,
+    latency_ms DOUBLE,
+    raw_hashes VARCHAR NOT NULL,       -- JSON list of raw archive hashes for this session
+    content_hash VARCHAR NOT NULL,     -- hash of the price_history partition written
+    status VARCHAR NOT NULL,           -- OK | PARTIAL | EMPTY
+    ingestion_timestamp TIMESTAMPTZ NOT NULL,
+    UNIQUE (date)
+);
+
+CREATE TABLE provider_metrics (
+    provider VARCHAR NOT NULL,
+    capability VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    requests BIGINT,
+    successes BIGINT,
+    failures BIGINT,
+    retries BIGINT,
+    rate_limited BIGINT,
+    timeouts BIGINT,
+    rows BIGINT,
+    mean_latency_ms DOUBLE,
+    mean_quality DOUBLE,
+    bandit_alpha DOUBLE,
+    bandit_beta DOUBLE,
+    mean_reward DOUBLE,
+    updated_at TIMESTAMPTZ NOT NULL,
+    UNIQUE (run_id, provider, capability)
+);
+
+CREATE TABLE backfill_failures (
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    providers_tried VARCHAR NOT NULL,  -- JSON list
+    error VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    UNIQUE (date, symbol)
+);
+
+CREATE TABLE trading_eligibility (
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    eligible BOOLEAN NOT NULL,
+    quality_score DOUBLE,
+    history_rows BIGINT NOT NULL,      -- accepted bars up to and including date
+    phase0_pass BOOLEAN NOT NULL,      -- governance Phase 0: history_rows >= min_history_rows
+    phase1_pass BOOLEAN NOT NULL,      -- governance Phase 1: data quality accepted (score >= 0.6, no hard flag)
+    reasons_json VARCHAR NOT NULL,
+    UNIQUE (date, symbol)
+);
+
+CREATE TABLE macro_series (           -- extra table: macro inputs (VIX-like index, short rate)
+    date DATE NOT NULL,
+    series_id VARCHAR NOT NULL,        -- VIX (index points) | SHORT_RATE (decimal, annual)
+    value DOUBLE,
+    provider VARCHAR NOT NULL,
+    raw_hash VARCHAR NOT NULL,
+    ingestion_timestamp TIMESTAMPTZ NOT NULL,
+    UNIQUE (date, series_id)
+);
+
+-- ---------------------------------------------------------------- seed 002: attribution
+CREATE TABLE factor_returns (
+    id BIGINT NOT NULL,
+    date DATE NOT NULL,
+    factor_name VARCHAR NOT NULL,
+    factor_return DOUBLE NOT NULL,
+    t_stat DOUBLE,
+    p_value DOUBLE,
+    n_observations BIGINT,
+    r_squared DOUBLE,
+    created_at TIMESTAMPTZ,
+    UNIQUE (date, factor_name)
+);
+
+CREATE TABLE security_factor_exposures (
+    id BIGINT NOT NULL,
+    symbol VARCHAR NOT NULL,
+    date DATE NOT NULL,
+    beta_market DOUBLE,
+    beta_momentum DOUBLE,
+    beta_value DOUBLE,
+    beta_volatility DOUBLE,
+    beta_size DOUBLE,
+    beta_liquidity DOUBLE,
+    alpha DOUBLE,
+    residual_std DOUBLE,
+    r_squared DOUBLE,
+    created_at TIMESTAMPTZ,
+    UNIQUE (symbol, date)
+);
+
+CREATE TABLE agent_pnl (
+    id BIGINT NOT NULL,
+    cycle_id VARCHAR NOT NULL,
+    symbol VARCHAR NOT NULL,
+    agent_name VARCHAR NOT NULL,
+    mu_hat DOUBLE,
+    sigma_hat DOUBLE,
+    confidence DOUBLE,
+    agent_weight DOUBLE,
+    realized_return DOUBLE,
+    pnl_contribution DOUBLE,
+    factor_adjusted_return DOUBLE,
+    created_at TIMESTAMPTZ,
+    UNIQUE (cycle_id, symbol, agent_name)
+);
+
+CREATE TABLE portfolio_attribution (
+    id BIGINT NOT NULL,
+    date DATE NOT NULL,
+    cycle_id VARCHAR,
+    total_portfolio_return DOUBLE,
+    market_contribution DOUBLE,
+    momentum_contribution DOUBLE,
+    value_contribution DOUBLE,
+    volatility_contribution DOUBLE,
+    size_contribution DOUBLE,
+    liquidity_contribution DOUBLE,
+    sector_contribution DOUBLE,
+    alpha_contribution DOUBLE,
+    idiosyncratic_contribution DOUBLE,
+    portfolio_volatility DOUBLE,
+    portfolio_beta DOUBLE,
+    tracking_error DOUBLE,
+    information_ratio DOUBLE,
+    top_contributor_symbol VARCHAR,
+    top_contributor_pnl DOUBLE,
+    worst_detractor_symbol VARCHAR,
+    worst_detractor_pnl DOUBLE,
+    created_at TIMESTAMPTZ,
+    UNIQUE (date)
+);
+
+-- ---------------------------------------------------------------- seed 002: agent weight learning
+CREATE TABLE agent_weights (
+    id BIGINT NOT NULL,
+    date DATE NOT NULL,
+    cycle_id VARCHAR NOT NULL,
+    agent_name VARCHAR NOT NULL,
+    weight DOUBLE NOT NULL,
+    rolling_sharpe DOUBLE,
+    recent_hit_rate DOUBLE,
+    regime VARCHAR,
+    volatility_regime DOUBLE,
+    algorithm_used VARCHAR,
+    created_at TIMESTAMPTZ,
+    UNIQUE (cycle_id, agent_name)
+);
+
+CREATE TABLE agent_performance (
+    id BIGINT NOT NULL,
+    agent_name VARCHAR NOT NULL,
+    date DATE NOT NULL,
+    predicted_return DOUBLE,
+    actual_return DOUBLE,
+    hit INTEGER,
+    pnl_contribution DOUBLE,
+    factor_adjusted_return DOUBLE,
+    created_at TIMESTAMPTZ,
+    UNIQUE (agent_name, date)
+);
+
+CREATE TABLE regime_history (
+    id BIGINT NOT NULL,
+    date DATE NOT NULL,
+    regime VARCHAR NOT NULL,
+    regime_prob DOUBLE,
+    spy_ma200_position DOUBLE,
+    volatility_percentile DOUBLE,
+    vix_level DOUBLE,
+    created_at TIMESTAMPTZ,
+    UNIQUE (date)
+);
+
+-- ---------------------------------------------------------------- seed 002: RL execution
+CREATE TABLE execution_model_versions (
+    id BIGINT NOT NULL,
+    version_id VARCHAR NOT NULL UNIQUE,
+    algorithm VARCHAR NOT NULL,
+    model_path VARCHAR,
+    trained_at TIMESTAMPTZ,
+    metrics_json VARCHAR,
+    hyperparameters_json VARCHAR,
+    status VARCHAR,
+    created_at TIMESTAMPTZ
+);
+
+CREATE TABLE execution_decisions (
+    id BIGINT NOT NULL,
+    order_id VARCHAR NOT NULL UNIQUE,
+    cycle_id VARCHAR,
+    symbol VARCHAR NOT NULL,
+    side VARCHAR NOT NULL,
+    quantity DOUBLE NOT NULL,
+    size_adv DOUBLE,
+    volatility DOUBLE,
+    spread_bps DOUBLE,
+    imbalance DOUBLE,
+    time_remaining DOUBLE,
+    action VARCHAR NOT NULL,
+    confidence DOUBLE,
+    q_values_json VARCHAR,
+    used_fallback BOOLEAN,
+    fallback_reason VARCHAR,
+    created_at TIMESTAMPTZ
+);
+
+CREATE TABLE execution_outcomes (
+    id BIGINT NOT NULL,
+    order_id VARCHAR NOT NULL UNIQUE,
+    expected_price DOUBLE,
+    fill_price DOUBLE,
+    fill_time TIMESTAMPTZ,
+    slippage_bps DOUBLE,
+    market_impact_bps DOUBLE,
+    commission DOUBLE,
+    total_cost_bps DOUBLE,
+    adv DOUBLE,
+    adv_dollar DOUBLE,
+    vol_regime DOUBLE,
+    bid_ask_spread DOUBLE,
+    model_estimated_cost DOUBLE,
+    cost_error_bps DOUBLE,
+    created_at TIMESTAMPTZ
+);
+
+-- ---------------------------------------------------------------- seed 002: portfolio optimization
+CREATE TABLE portfolio_targets (
+    id BIGINT NOT NULL,
+    cycle_id VARCHAR NOT NULL,
+    symbol VARCHAR NOT NULL,
+    target_weight DOUBLE NOT NULL,
+    current_weight DOUBLE,
+    weight_change DOUBLE,
+    marginal_risk DOUBLE,
+    expected_return DOUBLE,
+    sharpe_contribution DOUBLE,
+    turnover_cost DOUBLE,
+    liquidation_priority INTEGER,
+    UNIQUE (cycle_id, symbol)
+);
+
+CREATE TABLE portfolio_constraints (
+    id BIGINT NOT NULL,
+    date DATE NOT NULL,
+    constraint_type VARCHAR NOT NULL,
+    limit_value DOUBLE,
+    current_value DOUBLE,
+    utilization_pct DOUBLE,
+    binding INTEGER,
+    UNIQUE (date, constraint_type)
+);
+
+CREATE TABLE optimization_results (
+    id BIGINT NOT NULL,
+    cycle_id VARCHAR NOT NULL UNIQUE,
+    optimizer_status VARCHAR,
+    solve_time_ms DOUBLE,
+    objective_value DOUBLE,
+    constraints_violated VARCHAR,
+    portfolio_return DOUBLE,
+    portfolio_volatility DOUBLE,
+    portfolio_sharpe DOUBLE
+);
+
+-- ---------------------------------------------------------------- seed 002: slippage feedback
+CREATE TABLE execution_feedback (
+    id BIGINT NOT NULL,
+    order_id VARCHAR NOT NULL UNIQUE,
+    expected_price DOUBLE,
+    fill_price DOUBLE,
+    slippage_bps DOUBLE,
+    market_impact_bps DOUBLE,
+    commission DOUBLE,
+    total_cost_bps DOUBLE,
+    market_conditions_json VARCHAR,
+    symbol VARCHAR NOT NULL,
+    side VARCHAR NOT NULL,
+    quantity DOUBLE,
+    adv DOUBLE,
+    adv_dollar DOUBLE,
+    volatility DOUBLE,
+    spread_bps DOUBLE,
+    time_of_day VARCHAR,
+    regime VARCHAR,
+    created_at TIMESTAMPTZ
+);
+
+CREATE TABLE slippage_model_coeffs (
+    id BIGINT NOT NULL,
+    symbol VARCHAR NOT NULL,
+    estimation_date DATE NOT NULL,
+    alpha_0 DOUBLE,
+    alpha_1 DOUBLE,
+    alpha_2 DOUBLE,
+    alpha_3 DOUBLE,
+    alpha_4 DOUBLE,
+    r_squared DOUBLE,
+    n_observations BIGINT,
+    status VARCHAR,
+    UNIQUE (symbol, estimation_date)
+);
+
+CREATE TABLE slippage_prediction_errors (
+    id BIGINT NOT NULL,
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    predicted_slippage DOUBLE,
+    actual_slippage DOUBLE,
+    error_bps DOUBLE,
+    error_pct DOUBLE,
+    market_condition VARCHAR,
+    created_at TIMESTAMPTZ,
+    UNIQUE (date, symbol)
+);

@@ -1,0 +1,74 @@
+"""The code location loads, its asset specs are as declared, and layering rules hold."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import dagster as dg
+
+from mqf_pipeline.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED_ASSETS = {
+    # key: (group, partitioned)
+    "price_history": ("market_data", True),
+    "corporate_actions": ("market_data", True),
+    "ingestion_audit": ("market_data", True),
+    "backfill_failures": ("market_data", True),
+    "macro_series": ("market_data", True),
+    "data_quality": ("market_data", True),
+    "trading_eligibility": ("market_data", True),
+    "duckdb_catalog": ("catalog", False),
+}
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_specs_snapshot():
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert set(specs) == set(EXPECTED_ASSETS)
+    for key, (group, partitioned) in EXPECTED_ASSETS.items():
+        spec = specs[key]
+        assert spec.group_name == group, key
+        assert spec.code_version, f"{key} has no code_version"
+        assert (spec.partitions_def is not None) == partitioned, key
+
+
+def test_every_partitioned_asset_backfills_in_a_single_run():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.partitions_def is not None:
+            assert node.backfill_policy == dg.BackfillPolicy.single_run(), key.to_user_string()
+
+
+def test_blocking_quality_check_declared():
+    specs = [c for a in defs.assets for c in a.check_specs]
+    assert any(c.name == "rejection_rate_within_limit" and c.blocking for c in specs)
+
+
+def test_catalog_uses_the_duckdb_writer_pool():
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey("duckdb_catalog"))
+    assert node.pools == {"duckdb_writer"}
+
+
+def test_only_definitions_imports_dagster():
+    offenders = []
+    for path in (ROOT / "mqf_pipeline").rglob("*.py"):
+        if path.name == "definitions.py" and path.parent.name == "mqf_pipeline":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "dagster" or n.startswith("dagster") for n in names):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
