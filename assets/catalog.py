@@ -1,17 +1,21 @@
 """The DuckDB catalog asset: views named after the seed tables over the Parquet lake."""
 
 import dagster as dg
+import polars as pl
 
 from assets.common import md_table
 from mqf_pipeline.storage.catalog import refresh_catalog
 from resources import StorageResource
 
-import polars as pl
-
 CATALOG_VERSION = "1"
 LAKE_TABLE_ASSETS = [
-    "price_history", "corporate_actions", "ingestion_audit", "backfill_failures", "macro_series",
-    "data_quality", "trading_eligibility",
+    "price_history",
+    "corporate_actions",
+    "ingestion_audit",
+    "backfill_failures",
+    "macro_series",
+    "data_quality",
+    "trading_eligibility",
 ]
 
 

@@ -26,15 +26,35 @@ def _now() -> dt.datetime:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("price_history", group_name=GROUP, code_version=INGEST_VERSION, kinds={"parquet"},
-                     description="Daily OHLCV bars per symbol and session (seed 000 price_history), "
-                                 "raw records archived with their sha256 in raw_hash."),
-        dg.AssetSpec("corporate_actions", group_name=GROUP, code_version=INGEST_VERSION, kinds={"parquet"},
-                     description="Splits and cash dividends by ex-date."),
-        dg.AssetSpec("ingestion_audit", group_name=GROUP, code_version=INGEST_VERSION, kinds={"parquet"},
-                     description="One row per session: what was requested, received, retried and written."),
-        dg.AssetSpec("backfill_failures", group_name=GROUP, code_version=INGEST_VERSION, kinds={"parquet"},
-                     description="Symbol-sessions no provider could serve, with the providers tried."),
+        dg.AssetSpec(
+            "price_history",
+            group_name=GROUP,
+            code_version=INGEST_VERSION,
+            kinds={"parquet"},
+            description="Daily OHLCV bars per symbol and session (seed 000 price_history), "
+            "raw records archived with their sha256 in raw_hash.",
+        ),
+        dg.AssetSpec(
+            "corporate_actions",
+            group_name=GROUP,
+            code_version=INGEST_VERSION,
+            kinds={"parquet"},
+            description="Splits and cash dividends by ex-date.",
+        ),
+        dg.AssetSpec(
+            "ingestion_audit",
+            group_name=GROUP,
+            code_version=INGEST_VERSION,
+            kinds={"parquet"},
+            description="One row per session: what was requested, received, retried and written.",
+        ),
+        dg.AssetSpec(
+            "backfill_failures",
+            group_name=GROUP,
+            code_version=INGEST_VERSION,
+            kinds={"parquet"},
+            description="Symbol-sessions no provider could serve, with the providers tried.",
+        ),
     ],
     partitions_def=TRADING_DAYS,
     backfill_policy=SINGLE_RUN,
@@ -52,8 +72,14 @@ def ingest_market_data(
     cfg = settings.get()
     symbols = universe_frame(cfg).get_column("symbol").to_list()
     result = ingest_bars_window(
-        market_data.router(), storage.lake(), storage.archive(), symbols, partition_dates(context),
-        context.run_id, _now(), progress=context.log.info,
+        market_data.router(),
+        storage.lake(),
+        storage.archive(),
+        symbols,
+        partition_dates(context),
+        context.run.run_id,
+        _now(),
+        progress=context.log.info,
     )
     yield dg.MaterializeResult(
         asset_key="price_history",
@@ -127,14 +153,14 @@ def data_quality(context: dg.AssetExecutionContext, settings: SettingsResource, 
         passed=result.failing.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            "all sessions within the rejection limit" if result.failing.height == 0 else
-            f"{result.failing.height} session(s) reject more than {th.max_rejection_rate:.0%} of symbols"
+            "all sessions within the rejection limit"
+            if result.failing.height == 0
+            else f"{result.failing.height} session(s) reject more than {th.max_rejection_rate:.0%} of symbols"
         ),
         metadata={
             "limit": th.max_rejection_rate,
             "sessions_over_limit": result.failing.height,
-            "failing_sessions": dg.MetadataValue.md(md_table(failing))
-            if failing.height else "none",
+            "failing_sessions": dg.MetadataValue.md(md_table(failing)) if failing.height else "none",
         },
     )
 

@@ -27,7 +27,9 @@ app = typer.Typer(help="MQF pipeline: a systematic equity fund run as a Dagster 
 console = Console(stderr=True)
 
 ConfigDirOpt = Annotated[Path | None, typer.Option("--config-dir", help="configs directory (default ./configs)")]
-InProcessOpt = Annotated[bool, typer.Option("--in-process", help="run steps in this process (no multiprocess executor)")]
+InProcessOpt = Annotated[
+    bool, typer.Option("--in-process", help="run steps in this process (no multiprocess executor)")
+]
 ChunkOpt = Annotated[int, typer.Option("--chunk", min=1, help="max sessions per backfill run")]
 
 
@@ -108,8 +110,9 @@ def run(
     latest = _session_or_exit(_parse_date(date, "--date") if date else calendar.latest_closed_session(), "--date")
     ranges: list[tuple[dt.date, dt.date]] = []
     if backfill:
-        wanted = history_sessions(latest, settings.fund.history.lookback_sessions,
-                                  settings.fund.calendar.partitions_start)
+        wanted = history_sessions(
+            latest, settings.fund.history.lookback_sessions, settings.fund.calendar.partitions_start
+        )
         missing = [d for d in missing_sessions(Lake(settings.lake_root), wanted) if d != latest]
         if missing:
             console.print(f"history: {len(missing)} of {len(wanted)} sessions missing; backfilling")
@@ -139,8 +142,10 @@ def backfill_cmd(
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}")
     if first < settings.fund.calendar.partitions_start:
-        console.print(f"[red]--start {first} is before partitions_start {settings.fund.calendar.partitions_start}"
-                      " (configs/fund.yaml calendar.partitions_start)[/red]")
+        console.print(
+            f"[red]--start {first} is before partitions_start {settings.fund.calendar.partitions_start}"
+            " (configs/fund.yaml calendar.partitions_start)[/red]"
+        )
         raise typer.Exit(2)
     sessions = calendar.sessions(first, last)
     if not sessions:

@@ -82,9 +82,7 @@ def run_job(
     result = dg.execute_job(
         dg.reconstructable(JOBS[job]), instance=instance, run_config=run_config, tags=tags, raise_on_error=False
     )
-    failed = tuple(
-        sorted({ev.step_key for ev in result.all_events if ev.is_step_failure and ev.step_key})
-    )
+    failed = tuple(sorted({ev.step_key for ev in result.all_events if ev.is_step_failure and ev.step_key}))
     return RunOutcome(job, result.run_id, result.success, time.monotonic() - began, partitions, failed)
 
 

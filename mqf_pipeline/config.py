@@ -225,7 +225,9 @@ def load_settings(config_dir: str | os.PathLike[str] | None = None, **overrides:
     """
     directory = Path(config_dir) if config_dir is not None else default_config_dir()
     if not directory.is_dir():
-        raise ConfigError(f"config directory {directory} does not exist (set {CONFIG_DIR_ENV} or run from the project root)")
+        raise ConfigError(
+            f"config directory {directory} does not exist (set {CONFIG_DIR_ENV} or run from the project root)"
+        )
     files = {section: directory / name for section, name in SECTION_FILES.items()}
     data: dict[str, Any] = {"config_dir": directory}
     for section, path in files.items():

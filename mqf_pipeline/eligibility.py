@@ -28,19 +28,36 @@ def trading_eligibility(quality: pl.DataFrame, bar_keys: pl.DataFrame, min_histo
     Symbols with no bar on a date carry the count of their last bar before it.
     """
     counts = history_counts(bar_keys)
-    joined = quality.sort("symbol", "date").join_asof(
-        counts.rename({"date": "bar_date"}).sort("symbol", "bar_date"),
-        left_on="date", right_on="bar_date", by="symbol", strategy="backward", check_sortedness=False,
-    ).with_columns(pl.col("history_rows").fill_null(0))
+    joined = (
+        quality.sort("symbol", "date")
+        .join_asof(
+            counts.rename({"date": "bar_date"}).sort("symbol", "bar_date"),
+            left_on="date",
+            right_on="bar_date",
+            by="symbol",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .with_columns(pl.col("history_rows").fill_null(0))
+    )
     phase0 = pl.col("history_rows") >= min_history_rows
     phase1 = pl.col("status") == ACCEPT
     reasons = pl.format(
         "[{}]",
         pl.concat_list(
-            pl.when(~phase0).then(pl.format('"PHASE0_HISTORY {} < {}"', pl.col("history_rows"), pl.lit(min_history_rows))),
-            pl.when(~phase1).then(pl.format('"PHASE1_QUALITY {} {}"', pl.col("quality_score").round(4),
-                                            pl.col("validation_flags").str.replace_all('"', "'"))),
-        ).list.drop_nulls().list.join(","),
+            pl.when(~phase0).then(
+                pl.format('"PHASE0_HISTORY {} < {}"', pl.col("history_rows"), pl.lit(min_history_rows))
+            ),
+            pl.when(~phase1).then(
+                pl.format(
+                    '"PHASE1_QUALITY {} {}"',
+                    pl.col("quality_score").round(4),
+                    pl.col("validation_flags").str.replace_all('"', "'"),
+                )
+            ),
+        )
+        .list.drop_nulls()
+        .list.join(","),
     )
     return joined.select(
         "date",

@@ -72,46 +72,67 @@ def prepare_bars(raw: pl.DataFrame, archive: RawArchive, now: dt.datetime, fallb
     return PreparedBars(rows=rows, raw_hashes=hashes, n_received=raw.height, n_undated=n_undated)
 
 
-def split_by_session(frame: pl.DataFrame, sessions: list[dt.date]) -> dict[dt.date, pl.DataFrame]:
-    """One frame per session in ``sessions`` (empty frames for sessions with no rows)."""
-    groups = {key[0]: part for key, part in frame.group_by("date")} if frame.height else {}
-    empty = frame.clear()
-    return {day: groups.get(day, empty) for day in sessions}
-
-
-def audit_row(
-    day: dt.date,
+def audit_rows(
+    days: Sequence[dt.date],
     run_id: str,
-    rows: pl.DataFrame,
+    bars: pl.DataFrame,
     n_expected: int,
-    raw_hashes: list[str],
-    content_hash: str,
+    raw_hashes: dict[tuple[str, dt.date], str],
+    written: Sequence[WriteResult],
     request_stats: dict[str, float],
     now: dt.datetime,
-) -> dict[str, object]:
-    """The ingestion_audit row of one session."""
-    n_rows = rows.height
-    n_symbols = rows.get_column("symbol").n_unique() if n_rows else 0
-    missing = max(n_expected - n_symbols, 0)
-    status = "EMPTY" if n_rows == 0 else ("PARTIAL" if missing else "OK")
-    return {
-        "date": day,
-        "run_id": run_id,
-        "providers": json.dumps(sorted(rows.get_column("provider").unique().to_list()) if n_rows else []),
-        "n_symbols_expected": n_expected,
-        "n_rows": n_rows,
-        "n_symbols_missing": missing,
-        "n_duplicates": int(rows.get_column("n_duplicates").sum()) if n_rows else 0,
-        "n_cast_failed": int(rows.get_column("validation_flags").str.contains('"WRONG_TYPE"').sum()) if n_rows else 0,
-        "n_requests": int(request_stats.get("requests", 0)),
-        "n_retries": int(request_stats.get("retries", 0)),
-        "n_fallbacks": int(request_stats.get("fallbacks", 0)),
-        "latency_ms": float(request_stats.get("latency_ms", 0.0)),
-        "raw_hashes": json.dumps(sorted(raw_hashes)),
-        "content_hash": content_hash,
-        "status": status,
-        "ingestion_timestamp": now,
-    }
+) -> pl.DataFrame:
+    """One ingestion_audit row per session; request counters go on the window's first session."""
+    per_day = bars.group_by("date").agg(
+        n_rows=pl.len(),
+        n_symbols=pl.col("symbol").n_unique(),
+        n_duplicates=pl.col("n_duplicates").sum().cast(pl.Int64),
+        n_cast_failed=pl.col("validation_flags").str.contains('"WRONG_TYPE"', literal=True).sum().cast(pl.Int64),
+        providers=pl.col("provider").unique().sort(),
+    )
+    hashes: dict[dt.date, list[str]] = {}
+    for (_provider, day), digest in raw_hashes.items():
+        hashes.setdefault(day, []).append(digest)
+    first = min(days)
+    frame = pl.DataFrame(
+        {
+            "date": list(days),
+            "content_hash": [w.content_hash for w in written],
+            "raw_hashes": [json.dumps(sorted(hashes.get(d, []))) for d in days],
+            "n_requests": [int(request_stats.get("requests", 0)) if d == first else 0 for d in days],
+            "n_retries": [int(request_stats.get("retries", 0)) if d == first else 0 for d in days],
+            "n_fallbacks": [int(request_stats.get("fallbacks", 0)) if d == first else 0 for d in days],
+            "latency_ms": [float(request_stats.get("latency_ms", 0.0)) if d == first else 0.0 for d in days],
+        },
+        schema_overrides={"date": pl.Date, "n_requests": pl.Int64, "n_retries": pl.Int64, "n_fallbacks": pl.Int64},
+    ).join(per_day, on="date", how="left")
+    n_rows = pl.col("n_rows").fill_null(0).cast(pl.Int64)
+    missing = (pl.lit(n_expected) - pl.col("n_symbols").fill_null(0)).clip(lower_bound=0).cast(pl.Int64)
+    return frame.select(
+        "date",
+        pl.lit(run_id).alias("run_id"),
+        pl.format(
+            "[{}]", pl.col("providers").fill_null([]).list.eval(pl.format('"{}"', pl.element())).list.join(",")
+        ).alias("providers"),
+        pl.lit(n_expected, dtype=pl.Int64).alias("n_symbols_expected"),
+        n_rows.alias("n_rows"),
+        missing.alias("n_symbols_missing"),
+        pl.col("n_duplicates").fill_null(0).alias("n_duplicates"),
+        pl.col("n_cast_failed").fill_null(0).alias("n_cast_failed"),
+        "n_requests",
+        "n_retries",
+        "n_fallbacks",
+        "latency_ms",
+        "raw_hashes",
+        "content_hash",
+        pl.when(n_rows == 0)
+        .then(pl.lit("EMPTY"))
+        .when(missing > 0)
+        .then(pl.lit("PARTIAL"))
+        .otherwise(pl.lit("OK"))
+        .alias("status"),
+        pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingestion_timestamp"),
+    )
 
 
 # ---------------------------------------------------------------------------- window ingestion
@@ -217,25 +238,20 @@ def ingest_bars_window(
         progress(f"corporate actions unavailable for {routed_actions.failures.height} symbol(s) from every provider")
     actions = _archive_actions(routed_actions.data, archive)
     failures = _failure_rows(routed.failures, days, run_id, now)
-    bars_by_day = split_by_session(in_calendar, days)
-    actions_by_day = split_by_session(actions, days)
-    failures_by_day = split_by_session(failures, days)
-    hashes_by_day: dict[dt.date, list[str]] = {}
-    for (_provider, day), digest in prepared.raw_hashes.items():
-        hashes_by_day.setdefault(day, []).append(digest)
-    written: dict[str, list[WriteResult]] = {t: [] for t in ("price_history", "corporate_actions",
-                                                             "ingestion_audit", "backfill_failures")}
-    step = max(len(days) // 10, 1)
-    for i, day in enumerate(days, start=1):
-        bars_result = lake.write("price_history", day, bars_by_day[day], now=now)
-        written["price_history"].append(bars_result)
-        written["corporate_actions"].append(lake.write("corporate_actions", day, actions_by_day[day], now=now))
-        written["backfill_failures"].append(lake.write("backfill_failures", day, failures_by_day[day], now=now))
-        audit = audit_row(day, run_id, bars_by_day[day], len(symbols), hashes_by_day.get(day, []),
-                          bars_result.content_hash, stats if i == 1 else {}, now)
-        written["ingestion_audit"].append(lake.write("ingestion_audit", day, pl.DataFrame([audit]), now=now))
-        if i % step == 0 or i == len(days):
-            progress(f"wrote {i}/{len(days)} sessions")
+    written: dict[str, list[WriteResult]] = {}
+    written["price_history"] = lake.write_many("price_history", in_calendar, days, now=now)
+    progress(f"wrote price_history: {len(days)} partitions, {in_calendar.height} bars")
+    actions_in = actions.filter(pl.col("date").is_in(list(day_set)))
+    written["corporate_actions"] = lake.write_many("corporate_actions", actions_in, days, now=now)
+    written["backfill_failures"] = lake.write_many("backfill_failures", failures, days, now=now)
+    audit = audit_rows(
+        days, run_id, in_calendar, len(symbols), prepared.raw_hashes, written["price_history"], stats, now
+    )
+    written["ingestion_audit"] = lake.write_many("ingestion_audit", audit, days, now=now)
+    progress(
+        f"wrote corporate_actions ({actions_in.height} actions), backfill_failures ({failures.height}), "
+        f"ingestion_audit for {len(days)} sessions"
+    )
     return WindowResult(
         price_history=written["price_history"],
         corporate_actions=written["corporate_actions"],
@@ -274,11 +290,14 @@ def ingest_macro_window(
         digest = archive.store(f"{provider}/macro", day, records_payload(group))
         parts.append(group.with_columns(pl.lit(digest).alias("raw_hash")))
     rows = (
-        pl.concat(parts).with_columns(
+        pl.concat(parts)
+        .with_columns(
             pl.col("value").cast(pl.Float64),
             pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingestion_timestamp"),
-        ).unique(subset=["date", "series_id"], keep="first", maintain_order=True).select(list(schema))
-        if parts else pl.DataFrame(schema=schema)
+        )
+        .unique(subset=["date", "series_id"], keep="first", maintain_order=True)
+        .select(list(schema))
+        if parts
+        else pl.DataFrame(schema=schema)
     )
-    by_day = split_by_session(rows, days)
-    return [lake.write("macro_series", day, by_day[day], now=now) for day in days]
+    return lake.write_many("macro_series", rows.filter(pl.col("date").is_in(list(days))), days, now=now)

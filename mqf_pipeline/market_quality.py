@@ -42,8 +42,7 @@ def score_window(
     sessions = calendar.sessions(first, days[-1])
     history = lake.read_range("price_history", first, days[-1])
     scored = score_quality(history, universe, sessions, days, th)
-    by_day = {k[0]: part for k, part in scored.group_by("date")}
-    written = [lake.write("data_quality", day, by_day[day], now=now) for day in days]
+    written = lake.write_many("data_quality", scored, days, now=now)
     summary = rejection_summary(scored)
     failing = summary.filter(pl.col("rejection_rate") > th.max_rejection_rate)
     mean_score = float(scored.get_column("quality_score").mean() or 0.0)
@@ -57,7 +56,9 @@ class EligibilityResult:
     n_symbols_last: int
 
 
-def eligibility_window(lake: Lake, days: Sequence[dt.date], min_history_rows: int, now: dt.datetime) -> EligibilityResult:
+def eligibility_window(
+    lake: Lake, days: Sequence[dt.date], min_history_rows: int, now: dt.datetime
+) -> EligibilityResult:
     """trading_eligibility partitions for ``days`` from data_quality and price_history keys."""
     days = sorted(days)
     quality = lake.read("data_quality", days)
@@ -67,7 +68,6 @@ def eligibility_window(lake: Lake, days: Sequence[dt.date], min_history_rows: in
     keys = [p for p in lake.partitions("price_history") if p <= days[-1].isoformat()]
     bar_keys = lake.scan("price_history", keys).select("date", "symbol").collect()
     elig = trading_eligibility(quality, bar_keys, min_history_rows)
-    by_day = {k[0]: part for k, part in elig.group_by("date")}
-    written = [lake.write("trading_eligibility", day, by_day[day], now=now) for day in days]
-    last = by_day[days[-1]]
+    written = lake.write_many("trading_eligibility", elig, days, now=now)
+    last = elig.filter(pl.col("date") == days[-1])
     return EligibilityResult(written, int(last.get_column("eligible").sum()), last.height)

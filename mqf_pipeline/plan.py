@@ -10,8 +10,13 @@ from mqf_pipeline.storage.lake import Lake
 
 #: Tables the market-data job writes one partition per session of.
 MARKET_DATA_TABLES: tuple[str, ...] = (
-    "price_history", "corporate_actions", "ingestion_audit", "backfill_failures",
-    "macro_series", "data_quality", "trading_eligibility",
+    "price_history",
+    "corporate_actions",
+    "ingestion_audit",
+    "backfill_failures",
+    "macro_series",
+    "data_quality",
+    "trading_eligibility",
 )
 
 
@@ -21,7 +26,9 @@ def history_sessions(latest: dt.date, lookback: int, partitions_start: dt.date) 
     return calendar.sessions(first, latest)
 
 
-def missing_sessions(lake: Lake, sessions: Sequence[dt.date], tables: Sequence[str] = MARKET_DATA_TABLES) -> list[dt.date]:
+def missing_sessions(
+    lake: Lake, sessions: Sequence[dt.date], tables: Sequence[str] = MARKET_DATA_TABLES
+) -> list[dt.date]:
     """Sessions for which any of ``tables`` lacks its lake partition."""
     present = [set(lake.partitions(t)) for t in tables]
     return [d for d in sessions if any(d.isoformat() not in p for p in present)]

@@ -91,8 +91,11 @@ def row_flag_exprs() -> list[tuple[str, pl.Expr]]:
     low_ok = pl.col("low") <= pl.min_horizontal("open", "close") * (1 + 1e-9)
     return [
         (WRONG_TYPE, pl.col("cast_failed")),
-        (NAN_VALUE, pl.any_horizontal([p.is_null() | p.is_nan() | p.is_infinite() for p in prices])
-         | pl.col("volume").is_null()),
+        (
+            NAN_VALUE,
+            pl.any_horizontal([p.is_null() | p.is_nan() | p.is_infinite() for p in prices])
+            | pl.col("volume").is_null(),
+        ),
         (NON_POSITIVE_PRICE, pl.any_horizontal([p <= 0 for p in prices]).fill_null(False)),
         (OHLC_INCONSISTENT, (~(high_ok & low_ok)).fill_null(False)),
         (ZERO_VOLUME, (pl.col("volume") == 0).fill_null(False)),
@@ -154,19 +157,35 @@ def score_quality(
             ).fill_null(False),
         )
         .with_columns(
-            ref_close=pl.when(~pl.col("unusable")).then(pl.col("adjusted_close")).shift(1)
-            .rolling_median(th.spike_ref_bars, min_samples=1).over("symbol"),
-            ref_volume=pl.when(~pl.col("unusable") & (pl.col("volume") > 0)).then(pl.col("volume"))
-            .cast(pl.Float64).shift(1).rolling_median(th.volume_ref_bars, min_samples=1).over("symbol"),
+            ref_close=pl.when(~pl.col("unusable"))
+            .then(pl.col("adjusted_close"))
+            .shift(1)
+            .rolling_median(th.spike_ref_bars, min_samples=1)
+            .over("symbol"),
+            ref_volume=pl.when(~pl.col("unusable") & (pl.col("volume") > 0))
+            .then(pl.col("volume"))
+            .cast(pl.Float64)
+            .shift(1)
+            .rolling_median(th.volume_ref_bars, min_samples=1)
+            .over("symbol"),
         )
         .with_columns(
-            price_spike=(~pl.col("unusable") & ((pl.col("adjusted_close") / pl.col("ref_close")).log().abs()
-                                                > th.spike_log_threshold)).fill_null(False),
+            price_spike=(
+                ~pl.col("unusable")
+                & ((pl.col("adjusted_close") / pl.col("ref_close")).log().abs() > th.spike_log_threshold)
+            ).fill_null(False),
             volume_spike=(pl.col("volume") > th.volume_spike_ratio * pl.col("ref_volume")).fill_null(False),
         )
         .select(
-            "symbol", "date", "provider", "validation_flags", "n_duplicates", "unusable", "stale",
-            "price_spike", "volume_spike",
+            "symbol",
+            "date",
+            "provider",
+            "validation_flags",
+            "n_duplicates",
+            "unusable",
+            "stale",
+            "price_spike",
+            "volume_spike",
         )
     )
     w = th.window_sessions
@@ -208,9 +227,11 @@ def score_quality(
         (VOLUME_SPIKE, pl.col("volume_spike").fill_null(False)),
     ]
     missing_pct = pl.col("n_gap") / pl.col("n_exp")
-    dup_pct = pl.when(pl.col("n_got") + pl.col("n_dup") > 0).then(
-        pl.col("n_dup") / (pl.col("n_got") + pl.col("n_dup"))
-    ).otherwise(0.0)
+    dup_pct = (
+        pl.when(pl.col("n_got") + pl.col("n_dup") > 0)
+        .then(pl.col("n_dup") / (pl.col("n_got") + pl.col("n_dup")))
+        .otherwise(0.0)
+    )
     out = scored.with_columns(
         missing_dates_pct=missing_pct.cast(pl.Float64),
         duplicate_pct=dup_pct.cast(pl.Float64),
@@ -220,15 +241,25 @@ def score_quality(
     ).with_columns(
         quality_score=(
             1.0
-            - (0.3 * pl.col("missing_dates_pct") + 0.2 * pl.col("duplicate_pct")
-               + 0.2 * pl.col("zero_negative_flag") + 0.3 * pl.col("extreme_spike_flag"))
+            - (
+                0.3 * pl.col("missing_dates_pct")
+                + 0.2 * pl.col("duplicate_pct")
+                + 0.2 * pl.col("zero_negative_flag")
+                + 0.3 * pl.col("extreme_spike_flag")
+            )
         ).clip(0.0, 1.0),
     )
     hard = pl.any_horizontal([has_flag(f) for f in th.hard_reject_flags]) if th.hard_reject_flags else pl.lit(False)
-    return out.with_columns(
-        status=pl.when((pl.col("quality_score") < th.reject_below) | hard).then(pl.lit(REJECT)).otherwise(pl.lit(ACCEPT)),
-        window_sessions=pl.col("n_exp").cast(pl.Int32),
-    ).select(list(_OUTPUT_SCHEMA)).sort("date", "symbol")
+    return (
+        out.with_columns(
+            status=pl.when((pl.col("quality_score") < th.reject_below) | hard)
+            .then(pl.lit(REJECT))
+            .otherwise(pl.lit(ACCEPT)),
+            window_sessions=pl.col("n_exp").cast(pl.Int32),
+        )
+        .select(list(_OUTPUT_SCHEMA))
+        .sort("date", "symbol")
+    )
 
 
 _OUTPUT_SCHEMA: dict[str, pl.DataType] = {

@@ -58,9 +58,7 @@ def run_market_data(
         if start == end
         else {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
     )
-    return job.execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False
-    )
+    return job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
 
 
 def materializations(result: dg.ExecuteInProcessResult) -> dict[str, list[dg.AssetMaterialization]]:

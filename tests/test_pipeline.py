@@ -33,8 +33,15 @@ def test_backfill_range_materializes_every_table(deployment):
     config_dir, _, result = deployment
     assert result.success
     mats = materializations(result)
-    for key in ("price_history", "corporate_actions", "ingestion_audit", "backfill_failures",
-                "macro_series", "data_quality", "trading_eligibility"):
+    for key in (
+        "price_history",
+        "corporate_actions",
+        "ingestion_audit",
+        "backfill_failures",
+        "macro_series",
+        "data_quality",
+        "trading_eligibility",
+    ):
         assert len(mats[key]) == len(SESSIONS), key  # one materialization per partition in the range
     lake = Lake(settings_for(config_dir).lake_root)
     for table in ("price_history", "data_quality", "trading_eligibility", "macro_series", "ingestion_audit"):
@@ -62,7 +69,7 @@ def test_eligibility_phase0(deployment):
 
 
 def test_rematerializing_a_partition_gives_the_same_content_hash(deployment):
-    config_dir, instance, result = deployment
+    config_dir, instance, _result = deployment
     day = SESSIONS[5]
     lake = Lake(settings_for(config_dir).lake_root)
     before = {t: lake.stored_hash(t, day) for t in ("price_history", "data_quality", "macro_series")}
@@ -103,14 +110,19 @@ def test_faulty_partition_fails_blocking_check_and_blocks_eligibility(tmp_path):
     bars = MarketSimulator(settings_for(config_dir).simulator).bars(START, faulty_day)
     bad = ["S0001", "S0002", "S0003"]
     bars = bars.with_columns(
-        pl.when(pl.col("symbol").is_in(bad) & (pl.col("date") == faulty_day)).then(float("nan"))
-        .otherwise(pl.col("close")).alias("close")
+        pl.when(pl.col("symbol").is_in(bad) & (pl.col("date") == faulty_day))
+        .then(float("nan"))
+        .otherwise(pl.col("close"))
+        .alias("close")
     )
     bars.write_parquet(files / "bars.parquet")
     config_dir = write_configs(
         tmp_path,
-        providers={"priority": {"simulated": ["files"]}, "macro_priority": {"simulated": ["simulated"]},
-                   "files_root": str(files)},
+        providers={
+            "priority": {"simulated": ["files"]},
+            "macro_priority": {"simulated": ["simulated"]},
+            "files_root": str(files),
+        },
     )
     ok = run_market_data(config_dir, START, SESSIONS[-2])
     assert ok.success

@@ -23,7 +23,10 @@ EXACT = 1e-12  # the score is a closed form of counts: exact up to float roundin
 
 def _score(raw: pl.DataFrame, tmp_path) -> pl.DataFrame:
     prepared = prepare_bars(
-        raw.with_columns(pl.lit("test").alias("provider")), RawArchive(tmp_path), dt.datetime(2024, 4, 1, tzinfo=dt.UTC), D
+        raw.with_columns(pl.lit("test").alias("provider")),
+        RawArchive(tmp_path),
+        dt.datetime(2024, 4, 1, tzinfo=dt.UTC),
+        D,
     )
     scored = score_quality(prepared.rows, UNIVERSE, SESSIONS, [D], QualityThresholds(window_sessions=W))
     return scored
@@ -47,8 +50,10 @@ def test_clean_data_scores_one(raw_bars, tmp_path):
 
 def test_hundredfold_price_is_a_spike(raw_bars, tmp_path):
     faulty = raw_bars.with_columns(
-        [pl.when(_on(raw_bars, "AAA", D)).then(pl.col(c) * 100).otherwise(pl.col(c)).alias(c)
-         for c in ("open", "high", "low", "close", "adjusted_close")]
+        [
+            pl.when(_on(raw_bars, "AAA", D)).then(pl.col(c) * 100).otherwise(pl.col(c)).alias(c)
+            for c in ("open", "high", "low", "close", "adjusted_close")
+        ]
     )
     row = _row(_score(faulty, tmp_path))
     assert json.loads(row["validation_flags"]) == ["PRICE_SPIKE"]
@@ -106,9 +111,7 @@ def test_missing_bar_today_rejects(raw_bars, tmp_path):
 
 
 def test_zero_volume(raw_bars, tmp_path):
-    faulty = raw_bars.with_columns(
-        pl.when(_on(raw_bars, "AAA", D)).then(0).otherwise(pl.col("volume")).alias("volume")
-    )
+    faulty = raw_bars.with_columns(pl.when(_on(raw_bars, "AAA", D)).then(0).otherwise(pl.col("volume")).alias("volume"))
     row = _row(_score(faulty, tmp_path))
     assert json.loads(row["validation_flags"]) == ["ZERO_VOLUME"]
     assert row["quality_score"] == pytest.approx(0.7, abs=EXACT)
@@ -118,7 +121,9 @@ def test_zero_volume(raw_bars, tmp_path):
 def test_stale_repeated_bars(raw_bars, tmp_path):
     base = raw_bars.filter(_on(raw_bars, "AAA", SESSIONS[-3]))
     repeated = pl.concat([base.with_columns(pl.lit(d).alias("date")) for d in SESSIONS[-2:]])
-    faulty = pl.concat([raw_bars.filter(~((pl.col("symbol") == "AAA") & pl.col("date").is_in(SESSIONS[-2:]))), repeated])
+    faulty = pl.concat(
+        [raw_bars.filter(~((pl.col("symbol") == "AAA") & pl.col("date").is_in(SESSIONS[-2:]))), repeated]
+    )
     row = _row(_score(faulty, tmp_path))
     assert set(json.loads(row["validation_flags"])) == {"STALE_BAR", "MISSING_SESSIONS"}
     assert row["missing_dates_pct"] == pytest.approx(2 / W, abs=EXACT)
@@ -160,8 +165,14 @@ def test_no_lookahead(raw_bars, tmp_path):
     changed = raw_bars.with_columns(
         pl.when(pl.col("date") > x).then(pl.col("close") * 3).otherwise(pl.col("close")).alias("close")
     )
+
     def at_x(raw):
-        prepared = prepare_bars(raw.with_columns(pl.lit("t").alias("provider")), RawArchive(tmp_path),
-                                dt.datetime(2024, 4, 1, tzinfo=dt.UTC), D)
+        prepared = prepare_bars(
+            raw.with_columns(pl.lit("t").alias("provider")),
+            RawArchive(tmp_path),
+            dt.datetime(2024, 4, 1, tzinfo=dt.UTC),
+            D,
+        )
         return score_quality(prepared.rows, UNIVERSE, SESSIONS, [x])
+
     assert at_x(raw_bars).equals(at_x(changed))

@@ -1,0 +1,395 @@
+"""The path simulation: regimes, factor and stock returns, prices, actions and accounts.
+
+The path always starts at the epoch and is extended block by block (:data:`BLOCK` sessions);
+the loop runs over sessions and is vectorised across symbols. The return of symbol i on
+session t (decimal, total, close t-1 to close t) is
+
+    r = alpha(t-1) + beta_i r_m + L_i . f + g_i s_sector(i) + e_i + news jump
+
+with regime-dependent market drift/vol, unit-mean GARCH(1,1) multipliers on market and
+idiosyncratic variance, unit-variance Student-t shocks, and ``alpha(t-1)`` the planted
+expected return computed from information at the close of t-1 (momentum 12-1, book-to-price
+from reported accounts, news tone).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mqf_pipeline.market.sim.fundamentals import QuarterReport, close_quarter
+from mqf_pipeline.market.sim.params import REGIMES, SESSIONS_PER_YEAR, STYLE_FACTORS, SimulatorParams
+from mqf_pipeline.market.sim.rng import BLOCK, Stream, generator, unit_t
+from mqf_pipeline.market.sim.universe import Universe, build_universe
+
+#: Momentum window: return from session t-252 to t-21 (the "12-1" months).
+MOM_LONG, MOM_SKIP = 252, 21
+_RING = MOM_LONG + 1
+#: Tone on a news day is tanh(TONE_SCALE z), z standard normal.
+TONE_SCALE = 0.9
+#: Exponents linking sector/style and idiosyncratic vol to the regime's market vol.
+_FACTOR_REGIME_EXP, _IDIO_REGIME_EXP = 0.5, 0.3
+#: Reverse split ratio (new shares per old) when the raw price falls under the floor.
+REVERSE_SPLIT = 0.1
+_RATE_KAPPA, _RATE_VOL = 0.8, 0.05  # CIR short rate: mean reversion per year, vol of sqrt(rate)
+_VIX_PREMIUM, _VIX_FLOOR = 1.1, 8.0  # implied/realised vol ratio; floor (points) added in quadrature
+
+
+def _tone_second_moment() -> float:
+    x, w = np.polynomial.hermite_e.hermegauss(80)
+    return float(np.sum(w * np.tanh(TONE_SCALE * x) ** 2) / np.sqrt(2 * np.pi))
+
+
+def rank_score(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Cross-sectional uniform rank scores of ``x`` over ``valid`` entries, mean 0 and sd 1 (0 elsewhere).
+
+    Uniform (not normal) scores bound the planted alpha at +-1.73 sd, which keeps the positive
+    feedback of momentum from compounding extreme winners without limit.
+    """
+    out = np.zeros(x.shape[0])
+    idx = np.flatnonzero(valid)
+    m = idx.size
+    if m < 2:
+        return out
+    ranks = np.empty(m)
+    ranks[np.argsort(x[idx], kind="stable")] = np.arange(m)
+    out[idx] = np.sqrt(12.0) * ((ranks + 0.5) / m - 0.5)
+    return out
+
+
+@dataclass
+class Block:
+    """Stored output of up to BLOCK sessions starting at session ``start``."""
+
+    start: int
+    length: int
+    regime: np.ndarray  # (B,) int8
+    market_return: np.ndarray  # (B,) decimal
+    market_vol: np.ndarray  # (B,) conditional market-factor vol, annualised
+    factor_returns: np.ndarray  # (B, n_style) decimal
+    sector_returns: np.ndarray  # (B, n_sectors) decimal
+    vix: np.ndarray  # (B,) index points
+    short_rate: np.ndarray  # (B,) decimal annual
+    ret: np.ndarray  # (B, n) total return
+    close: np.ndarray  # (B, n) raw close USD
+    adj: np.ndarray  # (B, n) total-return level
+    sigma: np.ndarray  # (B, n) conditional total daily vol (f32)
+    sigma_idio: np.ndarray  # (B, n) conditional idiosyncratic daily vol (f32)
+    tone: np.ndarray  # (B, n) news tone, 0 without news (f32)
+    news: np.ndarray  # (B, n) bool
+    alpha: np.ndarray  # (3, B, n) f32: momentum, value, news components for the NEXT session
+    momentum: np.ndarray  # (B, n) f32 12-1 log return at the close (nan when unavailable)
+    book_to_price: np.ndarray  # (B, n) f32 reported book / market cap at the close (nan before a report)
+    splits: list[tuple[int, int, float, float]] = field(default_factory=list)  # t, i, ratio, shares after
+    dividends: list[tuple[int, int, float]] = field(default_factory=list)  # t, i, cash per share
+
+
+@dataclass
+class _State:
+    """Everything the next session depends on (the path is continued from here)."""
+
+    regime: int
+    gm: float
+    gi: np.ndarray
+    close: np.ndarray
+    adj: np.ndarray
+    shares: np.ndarray
+    ring: np.ndarray
+    alpha_next: np.ndarray
+    pending_split: np.ndarray
+    dps: np.ndarray
+    div_quarter: np.ndarray
+    book: np.ndarray
+    known_book: np.ndarray
+    has_report: np.ndarray
+    pending_book: np.ndarray
+    pending_session: np.ndarray
+    quarter: int
+    vix_noise: float
+    rate: float
+
+
+class Engine:
+    """One simulated market path for fixed params, extended on demand and kept in memory."""
+
+    def __init__(self, params: SimulatorParams, sessions: np.ndarray) -> None:
+        """``sessions``: datetime64[D] XNYS sessions from the epoch; all but the last are simulable
+        (the last one only tells whether its predecessor ends a quarter)."""
+        if sessions.size < 2:
+            raise ValueError(f"epoch {params.epoch} leaves no simulable sessions in the calendar")
+        self.p = params
+        self.u: Universe = build_universe(params)
+        self._sessions = sessions
+        self.dates = sessions[:-1]  # session index -> date
+        self.horizon = len(self.dates)
+        self.blocks: list[Block] = []
+        self.reports: list[QuarterReport] = []
+        self._lock = threading.Lock()
+        self._prepare_calendar()
+        self._prepare_constants()
+        self._state = self._initial_state()
+
+    # ---- setup -------------------------------------------------------------------------
+    def _prepare_calendar(self) -> None:
+        quarter = self._sessions.astype("datetime64[M]").astype(np.int64) // 3
+        change = quarter[1:] != quarter[:-1]
+        self.quarter_id = quarter[:-1]
+        self.is_period_end = change  # session t is the last of its calendar quarter
+        first = np.r_[True, change[:-1]]
+        start_idx = np.maximum.accumulate(np.where(first, np.arange(self.horizon), 0))
+        self.pos_in_quarter = np.arange(self.horizon) - start_idx
+
+    def _prepare_constants(self) -> None:
+        p, u = self.p, self.u
+        year = SESSIONS_PER_YEAR
+        vol = np.asarray(p.regime_vol_annual)
+        self.sig_m = vol / np.sqrt(year)
+        self.mu_m = np.asarray(p.regime_drift_annual) / year
+        self.fscale = (vol / p.regime_scaling_reference) ** _FACTOR_REGIME_EXP
+        self.iscale = (vol / p.regime_scaling_reference) ** _IDIO_REGIME_EXP
+        dur = np.asarray(p.regime_duration_sessions)
+        trans = np.asarray(p.regime_exit_mix) / dur[:, None]
+        trans[np.diag_indices(4)] = 1.0 - 1.0 / dur
+        self.trans_cum = np.cumsum(trans, axis=1)
+        self.trans_cum[:, -1] = 1.0
+        self.fvol = np.asarray(p.factor_vol_annual) / np.sqrt(year)
+        self.svol = p.sector_vol_annual / np.sqrt(year)
+        self.idio_var = (u.idio_vol_annual / np.sqrt(year)) ** 2
+        # residual (non-market) variance from sector + style factors at fscale = 1
+        self.static_var = (u.beta_sector * self.svol) ** 2 + (u.loadings**2) @ (self.fvol**2)
+        self.k_news = p.ic_news / np.sqrt(np.mean(u.news_rate) * _tone_second_moment())
+        self.sigma_base = np.sqrt(
+            (u.beta_market * p.regime_scaling_reference) ** 2 / year + self.static_var + self.idio_var
+        )
+
+    def _initial_state(self) -> _State:
+        u, n = self.u, self.u.n
+        z = generator(self.p.seed, Stream.FUNDAMENTALS, 0).standard_normal(n)
+        book = u.market_cap0 * u.book_to_price_target * np.exp(0.1 * z)
+        return _State(
+            regime=REGIMES.index(self.p.initial_regime),
+            gm=1.0,
+            gi=np.ones(n),
+            close=u.price0.copy(),
+            adj=u.price0.copy(),
+            shares=u.shares0.copy(),
+            ring=np.zeros((_RING, n)),
+            alpha_next=np.zeros(n),
+            pending_split=np.ones(n),
+            dps=np.where(u.dividend_payer, u.dividend_yield * u.price0 / 4.0, 0.0),
+            div_quarter=np.zeros(n),
+            book=book,
+            known_book=np.full(n, np.nan),
+            has_report=np.zeros(n, dtype=bool),
+            pending_book=np.full(n, np.nan),
+            pending_session=np.full(n, -1, dtype=np.int64),
+            quarter=0,
+            vix_noise=0.0,
+            rate=self.p.short_rate_initial,
+        )
+
+    # ---- public ------------------------------------------------------------------------
+    @property
+    def simulated(self) -> int:
+        """Number of sessions simulated so far."""
+        return sum(b.length for b in self.blocks)
+
+    def ensure(self, last_session: int) -> None:
+        """Simulate through session index ``last_session`` (inclusive)."""
+        if last_session >= self.horizon:
+            raise ValueError(f"session index {last_session} is past the simulator horizon {self.horizon - 1}")
+        with self._lock:
+            while self.simulated <= last_session:
+                self.blocks.append(self._simulate_block(len(self.blocks)))
+
+    def cells(self, name: str, t0: int, t1: int) -> np.ndarray:
+        """Rows t0..t1 (inclusive) of a stored block array, concatenated across blocks."""
+        self.ensure(t1)
+        parts = []
+        for b in self.blocks[t0 // BLOCK : t1 // BLOCK + 1]:
+            lo, hi = max(t0 - b.start, 0), min(t1 - b.start, b.length - 1)
+            arr = getattr(b, name)
+            parts.append(arr[:, lo : hi + 1] if name == "alpha" else arr[lo : hi + 1])
+        return np.concatenate(parts, axis=1 if name == "alpha" else 0)
+
+    def blocks_between(self, t0: int, t1: int) -> list[Block]:
+        self.ensure(t1)
+        return self.blocks[t0 // BLOCK : t1 // BLOCK + 1]
+
+    # ---- the loop ----------------------------------------------------------------------
+    def _simulate_block(self, b: int) -> Block:
+        p, u, s = self.p, self.u, self._state
+        n, ns, nf = u.n, len(u.sector_names), len(STYLE_FACTORS)
+        start = b * BLOCK
+        length = min(BLOCK, self.horizon - start)
+        df = p.student_t_df
+        u_reg = generator(p.seed, Stream.REGIME, b).random(BLOCK)
+        zm = unit_t(generator(p.seed, Stream.MARKET, b), df, (BLOCK,))
+        zf = unit_t(generator(p.seed, Stream.FACTORS, b), df, (BLOCK, nf))
+        zs = unit_t(generator(p.seed, Stream.SECTORS, b), df, (BLOCK, ns))
+        zi = unit_t(generator(p.seed, Stream.IDIO, b), df, (BLOCK, n))
+        g_news = generator(p.seed, Stream.NEWS, b)
+        u_news = g_news.random((BLOCK, n))
+        z_tone = g_news.standard_normal((BLOCK, n))
+        z_macro = generator(p.seed, Stream.MACRO, b).standard_normal((BLOCK, 2))
+
+        blk = Block(
+            start=start,
+            length=length,
+            regime=np.zeros(length, dtype=np.int8),
+            market_return=np.zeros(length),
+            market_vol=np.zeros(length),
+            factor_returns=np.zeros((length, nf)),
+            sector_returns=np.zeros((length, ns)),
+            vix=np.zeros(length),
+            short_rate=np.zeros(length),
+            ret=np.zeros((length, n)),
+            close=np.zeros((length, n)),
+            adj=np.zeros((length, n)),
+            sigma=np.zeros((length, n), dtype=np.float32),
+            sigma_idio=np.zeros((length, n), dtype=np.float32),
+            tone=np.zeros((length, n), dtype=np.float32),
+            news=np.zeros((length, n), dtype=bool),
+            alpha=np.zeros((3, length, n), dtype=np.float32),
+            momentum=np.full((length, n), np.nan, dtype=np.float32),
+            book_to_price=np.full((length, n), np.nan, dtype=np.float32),
+        )
+        am, bm = p.market_garch
+        ai, bi = p.idio_garch
+        sqrt_year = np.sqrt(SESSIONS_PER_YEAR)
+        for k in range(length):
+            t = start + k
+            if t > 0:
+                s.regime = int(np.searchsorted(self.trans_cum[s.regime], u_reg[k], side="right"))
+            reg = s.regime
+            fs, is2 = self.fscale[reg], self.iscale[reg] ** 2
+
+            # returns
+            hm = self.sig_m[reg] ** 2 * s.gm
+            rm = self.mu_m[reg] + np.sqrt(hm) * zm[k]
+            f = self.fvol * fs * zf[k]
+            sec = self.svol * fs * zs[k]
+            h_idio = self.idio_var * is2 * s.gi
+            sd_idio = np.sqrt(h_idio)
+            sig_xs = np.sqrt(h_idio + fs**2 * self.static_var)
+            news = u_news[k] < u.news_rate
+            tone = np.where(news, np.tanh(TONE_SCALE * z_tone[k]), 0.0)
+            r = (
+                s.alpha_next
+                + u.beta_market * rm
+                + u.loadings @ f
+                + u.beta_sector * sec[u.sector]
+                + sd_idio * zi[k]
+                + p.news_jump * tone * sig_xs
+            )
+            r = np.maximum(r, -0.9)
+
+            # corporate actions with ex-date t, then prices
+            ratio = s.pending_split
+            if np.any(ratio != 1.0):
+                for i in np.flatnonzero(ratio != 1.0):
+                    s.shares[i] = np.round(s.shares[i] * ratio[i])
+                    blk.splits.append((t, int(i), float(ratio[i]), float(s.shares[i])))
+                s.dps = s.dps / ratio
+                s.div_quarter = s.div_quarter / ratio
+            pre = s.close / ratio * (1.0 + r)
+            exdiv = (s.dps > 0) & (u.dividend_offset == self.pos_in_quarter[t])
+            div = np.where(exdiv, np.minimum(s.dps, 0.5 * pre), 0.0)
+            for i in np.flatnonzero(exdiv):
+                blk.dividends.append((t, int(i), float(div[i])))
+            s.close = pre - div
+            s.adj = s.adj * (1.0 + r)
+            s.div_quarter = s.div_quarter + div
+
+            # variance multipliers for t+1
+            s.gm = (1 - am - bm) + am * zm[k] ** 2 + bm * s.gm
+            s.gi = (1 - ai - bi) + ai * zi[k] ** 2 + bi * s.gi
+
+            # accounts
+            if self.is_period_end[t]:
+                self._close_quarter(t)
+            released = s.pending_session == t
+            if released.any():
+                s.known_book = np.where(released, s.pending_book, s.known_book)
+                s.has_report = s.has_report | released
+
+            # planted alpha for t+1, from information at the close of t
+            s.ring[t % _RING] = np.log(s.adj)
+            mcap = s.close * s.shares
+            bp = np.where(s.has_report, s.known_book / mcap, np.nan)
+            if t >= MOM_LONG:
+                mom = s.ring[(t - MOM_SKIP) % _RING] - s.ring[(t - MOM_LONG) % _RING]
+                z_mom = rank_score(mom, np.ones(n, dtype=bool))
+                blk.momentum[k] = mom
+            else:
+                z_mom = np.zeros(n)
+            z_bp = rank_score(bp, s.has_report)
+            # alpha per unit score: the cross-sectional RMS residual vol expected for t+1
+            sig_next = np.sqrt(np.mean(self.idio_var * is2 * s.gi + fs**2 * self.static_var))
+            a_mom = p.ic_momentum * z_mom * sig_next
+            a_val = p.ic_value * z_bp * sig_next
+            a_news = self.k_news * tone * sig_next
+            s.alpha_next = a_mom + a_val + a_news
+
+            # splits decided at the close of t take effect at t+1
+            s.pending_split = np.where(
+                s.close > u.split_threshold,
+                u.split_ratio,
+                np.where(s.close < p.reverse_split_below_usd, REVERSE_SPLIT, 1.0),
+            )
+
+            # macro at the close of t
+            vol_next = self.sig_m[reg] * sqrt_year * np.sqrt(s.gm)
+            s.vix_noise = 0.92 * s.vix_noise + 0.05 * z_macro[k, 0]
+            vix = np.hypot(_VIX_PREMIUM * 100 * vol_next, _VIX_FLOOR) * np.exp(s.vix_noise)
+            target = p.short_rate_targets[reg]
+            s.rate = s.rate + _RATE_KAPPA * (target - s.rate) / SESSIONS_PER_YEAR
+            s.rate += _RATE_VOL * np.sqrt(max(s.rate, 1e-4)) * z_macro[k, 1] / sqrt_year
+            s.rate = min(max(s.rate, 0.0), 0.08)
+
+            blk.regime[k] = reg
+            blk.market_return[k] = rm
+            blk.market_vol[k] = np.sqrt(hm) * sqrt_year
+            blk.factor_returns[k] = f
+            blk.sector_returns[k] = sec
+            blk.vix[k] = min(max(vix, 10.0), 80.0)
+            blk.short_rate[k] = s.rate
+            blk.ret[k] = r
+            blk.close[k] = s.close
+            blk.adj[k] = s.adj
+            blk.sigma[k] = np.sqrt(u.beta_market**2 * hm + sig_xs**2)
+            blk.sigma_idio[k] = sd_idio
+            blk.tone[k] = tone
+            blk.news[k] = news
+            blk.alpha[0, k] = a_mom
+            blk.alpha[1, k] = a_val
+            blk.alpha[2, k] = a_news
+            blk.book_to_price[k] = bp
+        return blk
+
+    def _close_quarter(self, t: int) -> None:
+        s = self._state
+        s.quarter += 1
+        q = int(self.quarter_id[t])
+        quarter_end = (np.datetime64("1970-01", "M") + np.timedelta64(3 * q + 3, "M")).astype("datetime64[D]")
+        rep = close_quarter(
+            self.u,
+            seed=self.p.seed,
+            quarter_ordinal=s.quarter,
+            session=t,
+            quarter_end=quarter_end - np.timedelta64(1, "D"),
+            close=s.close,
+            shares=s.shares,
+            book_prev=s.book,
+            dividends_per_share=s.div_quarter,
+        )
+        self.reports.append(rep)
+        s.book = rep.book_equity
+        s.pending_book = rep.book_equity
+        s.pending_session = rep.report_session
+        s.div_quarter = np.zeros(self.u.n)
+        payer = self.u.dividend_payer
+        target = self.u.dividend_yield * s.close / 4.0
+        s.dps = np.where(payer, np.where(s.dps > 0, 0.6 * s.dps + 0.4 * target, target), 0.0)
