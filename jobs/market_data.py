@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.partitions import TRADING_DAYS
-
 market_data_job = dg.define_asset_job(
     "market_data_job",
     selection=dg.AssetSelection.groups("market_data"),
-    partitions_def=TRADING_DAYS,
     description="Ingest bars, corporate actions and macro series, score quality, gate eligibility.",
 )
 

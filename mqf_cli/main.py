@@ -24,7 +24,7 @@ from mqf_pipeline.report import market_data_summary
 from mqf_pipeline.storage.lake import Lake
 
 app = typer.Typer(help="MQF pipeline: a systematic equity fund run as a Dagster code location.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 ConfigDirOpt = Annotated[Path | None, typer.Option("--config-dir", help="configs directory (default ./configs)")]
 InProcessOpt = Annotated[
@@ -37,7 +37,7 @@ def _settings(config_dir: Path | None) -> Settings:
     try:
         return load_settings(config_dir)
     except ConfigError as exc:
-        console.print(f"[red]configuration error[/red]: {exc}")
+        console.print(f"configuration error: {exc}", style="red", markup=False)
         raise typer.Exit(2) from exc
 
 
@@ -115,7 +115,9 @@ def run(
         )
         missing = [d for d in missing_sessions(Lake(settings.lake_root), wanted) if d != latest]
         if missing:
-            console.print(f"history: {len(missing)} of {len(wanted)} sessions missing; backfilling")
+            console.print(
+                f"history: {len(missing)} of the {len(wanted) - 1} sessions before {latest} missing; backfilling"
+            )
             ranges = contiguous_ranges(wanted, missing, chunk)
         else:
             console.print(f"history: all {len(wanted)} sessions present")

@@ -52,7 +52,8 @@ def prepare_instance(settings: Settings) -> dg.DagsterInstance:
     if shipped.exists() and (not target.exists() or target.read_bytes() != shipped.read_bytes()):
         shutil.copyfile(shipped, target)
     os.environ["DAGSTER_HOME"] = str(home)
-    os.environ.setdefault("MQF_CONFIG_DIR", str(settings.config_dir.resolve()))
+    # runs (and their step subprocesses) load the code location with these settings
+    os.environ["MQF_CONFIG_DIR"] = str(settings.config_dir.resolve())
     instance = dg.DagsterInstance.get()
     instance.event_log_storage.set_concurrency_slots("duckdb_writer", 1)
     return instance
