@@ -166,7 +166,7 @@ def data_quality(context: dg.AssetExecutionContext, settings: SettingsResource, 
 
 
 @dg.asset(
-    deps=["data_quality"],
+    deps=["data_quality", "price_history"],
     partitions_def=TRADING_DAYS,
     backfill_policy=SINGLE_RUN,
     retry_policy=RETRY,

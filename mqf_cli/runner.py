@@ -66,6 +66,7 @@ def run_job(
     start: dt.date | None = None,
     end: dt.date | None = None,
     in_process: bool = False,
+    log_level: str = "INFO",
 ) -> RunOutcome:
     """Execute ``job`` (over sessions ``start``..``end`` if partitioned) and wait for it."""
     tags: dict[str, str] = {"mqf/launched_by": "mqf-cli"}
@@ -78,7 +79,11 @@ def run_job(
             tags[RANGE_END_TAG] = end.isoformat()
         partitions = start.isoformat() if start == end else f"{start}..{end}"
     executor = "in_process" if in_process else "multiprocess"
-    run_config = {"execution": {"config": {executor: {}}}}
+    # INFO keeps step starts/ends, progress and failures on the console; DEBUG events stay in the UI
+    run_config = {
+        "execution": {"config": {executor: {}}},
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
     began = time.monotonic()
     result = dg.execute_job(
         dg.reconstructable(JOBS[job]), instance=instance, run_config=run_config, tags=tags, raise_on_error=False

@@ -28,6 +28,6 @@ def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
         "mean_quality": round(float(quality.get_column("quality_score").mean()), 4) if quality.height else None,
         "rejected": int((quality.get_column("status") == "REJECT").sum()) if quality.height else None,
         "eligible": int(elig.get_column("eligible").sum()) if elig.height else None,
-        "vix": vix[0] if vix else None,
-        "short_rate": rate[0] if rate else None,
+        "vix_points": round(vix[0], 2) if vix and vix[0] is not None else None,
+        "short_rate_pct": round(100 * rate[0], 3) if rate and rate[0] is not None else None,
     }
