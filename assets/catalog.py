@@ -4,23 +4,15 @@ import dagster as dg
 import polars as pl
 
 from assets.common import md_table
+from mqf_pipeline.plan import MARKET_DATA_TABLES
 from mqf_pipeline.storage.catalog import refresh_catalog
 from resources import StorageResource
 
 CATALOG_VERSION = "1"
-LAKE_TABLE_ASSETS = [
-    "price_history",
-    "corporate_actions",
-    "ingestion_audit",
-    "backfill_failures",
-    "macro_series",
-    "data_quality",
-    "trading_eligibility",
-]
 
 
 @dg.asset(
-    deps=LAKE_TABLE_ASSETS,
+    deps=list(MARKET_DATA_TABLES),
     group_name="catalog",
     code_version=CATALOG_VERSION,
     pool="duckdb_writer",

@@ -7,6 +7,7 @@ import dagster as dg
 from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
 from mqf_pipeline.ingest import ingest_bars_window, ingest_macro_window
+from mqf_pipeline.market.metrics_store import save_provider_metrics
 from mqf_pipeline.market_quality import eligibility_window, score_window
 from mqf_pipeline.universe import universe_frame
 from resources import MarketDataResource, SettingsResource, StorageResource
@@ -71,8 +72,9 @@ def ingest_market_data(
     """Fetch bars and corporate actions through the provider router for the partition's sessions."""
     cfg = settings.get()
     symbols = universe_frame(cfg).get_column("symbol").to_list()
+    router = market_data.router()
     result = ingest_bars_window(
-        market_data.router(),
+        router,
         storage.lake(),
         storage.archive(),
         symbols,
@@ -94,6 +96,7 @@ def ingest_market_data(
             mode=cfg.fund.mode.value,
         ),
     )
+    save_provider_metrics(storage.lake(), router.metrics_frame(), context.run.run_id, "ingest_market_data")
     yield dg.MaterializeResult(asset_key="corporate_actions", metadata=write_metadata(result.corporate_actions))
     yield dg.MaterializeResult(asset_key="ingestion_audit", metadata=write_metadata(result.ingestion_audit))
     yield dg.MaterializeResult(asset_key="backfill_failures", metadata=write_metadata(result.backfill_failures))
@@ -109,9 +112,11 @@ def ingest_market_data(
 )
 def macro_series(context: dg.AssetExecutionContext, storage: StorageResource, market_data: MarketDataResource):
     """Macro inputs per session: a VIX-like index (points) and the short rate (decimal, annual)."""
+    router = market_data.router()
     written = ingest_macro_window(
-        market_data.router(), storage.lake(), storage.archive(), MACRO_SERIES, partition_dates(context), _now()
+        router, storage.lake(), storage.archive(), MACRO_SERIES, partition_dates(context), _now()
     )
+    save_provider_metrics(storage.lake(), router.metrics_frame(), context.run.run_id, "macro_series")
     return dg.MaterializeResult(metadata=write_metadata(written, series=", ".join(MACRO_SERIES)))
 
 

@@ -139,3 +139,20 @@ def test_faulty_partition_fails_blocking_check_and_blocks_eligibility(tmp_path):
     rejected = quality.filter(pl.col("status") == "REJECT")
     assert sorted(rejected.get_column("symbol")) == bad
     assert all("NAN_VALUE" in json.loads(f) for f in rejected.get_column("validation_flags"))
+
+
+def test_provider_metrics_persist_and_seed_the_next_router(deployment):
+    config_dir, _, _ = deployment
+    lake = Lake(settings_for(config_dir).lake_root)
+    stored = lake.read("provider_metrics")
+    assert set(stored.get_column("source_step")) >= {"ingest_market_data", "macro_series"}
+    assert set(stored.get_column("capability")) >= {"bars", "macro"}
+    from mqf_pipeline.market.metrics_store import load_provider_metrics
+    from resources import MarketDataResource, SettingsResource
+
+    latest = load_provider_metrics(lake)
+    bars = latest.filter(pl.col("capability") == "bars").row(0, named=True)
+    assert bars["provider"] == "simulated" and bars["requests"] >= 1 and bars["successes"] >= 1
+    router = MarketDataResource(settings=SettingsResource(config_dir=str(config_dir))).router()
+    loaded = router.metrics_frame().filter(pl.col("capability") == "bars").row(0, named=True)
+    assert loaded["bandit_alpha"] == bars["bandit_alpha"] and loaded["requests"] == bars["requests"]

@@ -179,10 +179,11 @@ CREATE TABLE ingestion_audit (
     UNIQUE (date)
 );
 
-CREATE TABLE provider_metrics (
+CREATE TABLE provider_metrics (          -- cumulative router/bandit state after each ingesting step
     provider VARCHAR NOT NULL,
-    capability VARCHAR NOT NULL,
+    capability VARCHAR NOT NULL,           -- bars | corporate_actions | macro
     run_id VARCHAR NOT NULL,
+    source_step VARCHAR NOT NULL,          -- the step that wrote this snapshot
     requests BIGINT,
     successes BIGINT,
     failures BIGINT,
@@ -196,7 +197,7 @@ CREATE TABLE provider_metrics (
     bandit_beta DOUBLE,
     mean_reward DOUBLE,
     updated_at TIMESTAMPTZ NOT NULL,
-    UNIQUE (run_id, provider, capability)
+    UNIQUE (run_id, source_step, provider, capability)
 );
 
 CREATE TABLE backfill_failures (

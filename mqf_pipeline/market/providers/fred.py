@@ -154,6 +154,12 @@ class FredProvider(HttpTransport, UnsupportedCapability):
             fred_id, scale = SERIES.get(sid, (sid, 1.0))
             fred.calls = []
             t0 = time.perf_counter()
+
+            def ok_log(n_rows: int, note: str | None, fred_id: str = fred_id, t0: float = t0) -> RequestLog:
+                ms = (time.perf_counter() - t0) * 1000.0
+                return RequestLog(self.name, ENDPOINT, (fred_id,), start, end, "ok", 200, len(fred.calls), ms,
+                                  n_rows, note)
+
             try:
                 obs = fred.get_series(fred_id, observation_start=start.isoformat(), observation_end=end.isoformat())
             except _FredHttpError as e:
@@ -184,21 +190,7 @@ class FredProvider(HttpTransport, UnsupportedCapability):
                 retryable = e.status is None or e.status >= 500
                 raise ProviderError(self.name, (sid,), f"{fred_id}: {what}", retryable=retryable, **kw) from None
             except ValueError as e:  # fredapi: "No data exists for series id"
-                logs.append(
-                    RequestLog(
-                        self.name,
-                        ENDPOINT,
-                        (fred_id,),
-                        start,
-                        end,
-                        "ok",
-                        200,
-                        len(fred.calls),
-                        (time.perf_counter() - t0) * 1000.0,
-                        0,
-                        str(e),
-                    )
-                )
+                logs.append(ok_log(0, str(e)))
                 continue
             values = [
                 None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) * scale
@@ -211,21 +203,7 @@ class FredProvider(HttpTransport, UnsupportedCapability):
                     schema={k: v for k, v in MACRO_SCHEMA.items() if k != "provider"},
                 )
             )
-            logs.append(
-                RequestLog(
-                    self.name,
-                    ENDPOINT,
-                    (fred_id,),
-                    start,
-                    end,
-                    "ok",
-                    200,
-                    len(fred.calls),
-                    (time.perf_counter() - t0) * 1000.0,
-                    len(dates),
-                    None,
-                )
-            )
+            logs.append(ok_log(len(dates), None))
         data = (
             pl.concat(frames)
             if frames

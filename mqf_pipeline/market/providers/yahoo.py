@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
+from mqf_pipeline.market.bars import BARS_SCHEMA
 from mqf_pipeline.market.providers.base import (
     CORPORATE_ACTIONS_SCHEMA,
     BarsRequest,
@@ -45,14 +46,9 @@ from mqf_pipeline.market.providers.base import (
 )
 
 ENDPOINT = "/v8/finance/chart"
+#: Yahoo's records: the canonical bar columns without spread, volume as the float Yahoo sends.
 BARS_RAW_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "symbol": pl.String(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "adjusted_close": pl.Float64(),
+    **{k: v for k, v in BARS_SCHEMA.items() if k != "spread_bps"},
     "volume": pl.Float64(),
 }
 _CONFIG_LOCK = threading.RLock()
