@@ -43,6 +43,21 @@ def _now() -> dt.datetime:
             description="Splits and cash dividends by ex-date.",
         ),
         dg.AssetSpec(
+            "fundamentals",
+            group_name=GROUP,
+            code_version=INGEST_VERSION,
+            kinds={"parquet"},
+            description="Quarterly fundamentals (EPS, book value, revenue, cash flow, dividends) by the session "
+            "they are first known (report_date): point-in-time.",
+        ),
+        dg.AssetSpec(
+            "news_headlines",
+            group_name=GROUP,
+            code_version=INGEST_VERSION,
+            kinds={"parquet"},
+            description="News headlines per symbol by the session they are first known.",
+        ),
+        dg.AssetSpec(
             "ingestion_audit",
             group_name=GROUP,
             code_version=INGEST_VERSION,
@@ -98,6 +113,8 @@ def ingest_market_data(
     )
     save_provider_metrics(storage.lake(), router.metrics_frame(), context.run.run_id, "ingest_market_data")
     yield dg.MaterializeResult(asset_key="corporate_actions", metadata=write_metadata(result.corporate_actions))
+    yield dg.MaterializeResult(asset_key="fundamentals", metadata=write_metadata(result.fundamentals))
+    yield dg.MaterializeResult(asset_key="news_headlines", metadata=write_metadata(result.news_headlines))
     yield dg.MaterializeResult(asset_key="ingestion_audit", metadata=write_metadata(result.ingestion_audit))
     yield dg.MaterializeResult(asset_key="backfill_failures", metadata=write_metadata(result.backfill_failures))
 

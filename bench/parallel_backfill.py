@@ -33,16 +33,6 @@ from bench.common import report  # noqa: E402
 from mqf_pipeline import calendar  # noqa: E402
 from tests.deployment import write_configs  # noqa: E402
 
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on PartitionSetNotFoundError { message }
-  }
-}"""
 LAUNCH_RUN = """
 mutation($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
@@ -51,20 +41,14 @@ mutation($params: ExecutionParams!) {
     ... on PythonError { message }
   }
 }"""
-BACKFILL_STATUS = """
-query($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status numPartitions }
-  }
-}"""
-RUNS = """
-query($tag: String!) {
-  runsOrError(filter: {tags: [{key: "dagster/backfill", value: $tag}]}) {
+RUNS_STATUS = """
+query($ids: [String!]) {
+  runsOrError(filter: {runIds: $ids}) {
     ... on Runs { results { runId status } }
   }
 }"""
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+LOCK_MESSAGES = ("could not set lock", "conflicting lock", "catalogLockedError".lower())
 
 
 def _free_port() -> int:
@@ -99,13 +83,25 @@ def _wait_up(gql: GraphQL, proc: subprocess.Popen, timeout_s: float = 120) -> No
     raise TimeoutError("dagster dev did not come up")
 
 
+def _launch(gql: GraphQL, repo: dict[str, str], job: str, tags: dict[str, str]) -> str:
+    params = {
+        "selector": {**repo, "jobName": job},
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+    }
+    out = gql(LAUNCH_RUN, params=params)["launchRun"]
+    if out["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"{job} run not launched: {out}")
+    return out["run"]["runId"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partitions", type=int, default=60)
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--catalog-runs", type=int, default=5)
     parser.add_argument("--end", default="2026-11-20")
-    parser.add_argument("--timeout", type=float, default=1500.0, help="seconds to wait for the backfill")
+    parser.add_argument("--timeout", type=float, default=2400.0, help="seconds to wait for every run")
     args = parser.parse_args()
     end = dt.date.fromisoformat(args.end)
     keys = [d.isoformat() for d in calendar.sessions(calendar.session_offset(end, -(args.partitions - 1)), end)]
@@ -129,46 +125,29 @@ def main() -> int:
     )
     gql = GraphQL(port)
     began = time.monotonic()
+    run_ids: list[str] = []
+    catalog_ids: list[str] = []
     try:
         _wait_up(gql, proc)
         subprocess.run(
             [dagster, "instance", "concurrency", "set", "duckdb_writer", "1"], env=env, check=True, capture_output=True
         )
         repo = {"repositoryLocationName": "mqf_pipeline", "repositoryName": "__repository__"}
-        launched = gql(
-            LAUNCH_BACKFILL,
-            params={
-                "selector": {"partitionSetName": "market_data_job_partition_set", "repositorySelector": repo},
-                "partitionNames": keys,
-            },
-        )["launchPartitionBackfill"]
-        if launched["__typename"] != "LaunchBackfillSuccess":
-            raise RuntimeError(f"backfill not launched: {launched}")
-        backfill_id = launched["backfillId"]
-        print(f"backfill {backfill_id}: {len(keys)} partitions {keys[0]}..{keys[-1]}")
-        catalog_ids = []
-        for _ in range(args.catalog_runs):
-            out = gql(
-                LAUNCH_RUN,
-                params={"selector": {**repo, "jobName": "catalog_job"}, "runConfigData": {}, "mode": "default"},
-            )["launchRun"]
-            if out["__typename"] != "LaunchRunSuccess":
-                raise RuntimeError(f"catalog run not launched: {out}")
-            catalog_ids.append(out["run"]["runId"])
+        every = max(len(keys) // max(args.catalog_runs, 1), 1)
+        for i, key in enumerate(keys, start=1):
+            run_ids.append(_launch(gql, repo, "market_data_job", {"dagster/partition": key, "mqf/bench": "parallel"}))
+            if i % every == 0 and len(catalog_ids) < args.catalog_runs:
+                catalog_ids.append(_launch(gql, repo, "catalog_job", {"mqf/bench": "parallel"}))
+        print(f"launched {len(run_ids)} partition runs {keys[0]}..{keys[-1]} and {len(catalog_ids)} catalog runs")
         deadline = began + args.timeout
-        runs: list[dict] = []
         while time.monotonic() < deadline:
-            status = gql(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]
-            runs = gql(RUNS, tag=backfill_id)["runsOrError"]["results"]
-            done = sum(r["status"] in TERMINAL for r in runs)
-            print(f"  t={time.monotonic() - began:5.0f}s backfill {status.get('status')}: {done}/{len(keys)} runs done")
-            if status.get("status") in {
-                "COMPLETED",
-                "COMPLETED_SUCCESS",
-                "COMPLETED_FAILED",
-                "FAILED",
-                "CANCELED",
-            } and done == len(keys):
+            statuses = gql(RUNS_STATUS, ids=run_ids + catalog_ids)["runsOrError"]["results"]
+            done = sum(r["status"] in TERMINAL for r in statuses)
+            running = sum(r["status"] == "STARTED" for r in statuses)
+            print(
+                f"  t={time.monotonic() - began:5.0f}s {done}/{len(statuses)} runs done, {running} running", flush=True
+            )
+            if done == len(statuses):
                 break
             time.sleep(10)
         wall = time.monotonic() - began
@@ -182,28 +161,28 @@ def main() -> int:
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
-    run_ids = [r["runId"] for r in runs] + catalog_ids
-    statuses = {rid: instance.get_run_by_id(rid).status.value for rid in run_ids}
+    statuses = {rid: instance.get_run_by_id(rid).status.value for rid in run_ids + catalog_ids}
     lock_events = []
-    for rid in run_ids:
+    for rid in run_ids + catalog_ids:
         for entry in instance.all_logs(rid):
-            text = (entry.user_message or "") + str(getattr(entry.dagster_event, "event_specific_data", "") or "")
-            if "lock" in text.lower() and ("could not set lock" in text.lower() or "conflicting lock" in text.lower()):
+            text = (
+                (entry.user_message or "") + str(getattr(entry.dagster_event, "event_specific_data", "") or "")
+            ).lower()
+            if any(m in text for m in LOCK_MESSAGES):
                 lock_events.append((rid, text[:200]))
-    backfill_runs = [statuses[r["runId"]] for r in runs]
+    partition_runs = [statuses[r] for r in run_ids]
     catalog_runs = [statuses[r] for r in catalog_ids]
     rows = [
-        {"item": "partitions", "value": len(keys)},
-        {"item": "backfill runs", "value": len(backfill_runs)},
-        {"item": "backfill runs succeeded", "value": backfill_runs.count("SUCCESS")},
-        {"item": "backfill runs failed", "value": len(backfill_runs) - backfill_runs.count("SUCCESS")},
+        {"item": "partitions (one run each, multiprocess executor)", "value": len(keys)},
+        {"item": "partition runs succeeded", "value": partition_runs.count("SUCCESS")},
+        {"item": "partition runs failed", "value": len(partition_runs) - partition_runs.count("SUCCESS")},
         {"item": "catalog runs succeeded", "value": f"{catalog_runs.count('SUCCESS')}/{len(catalog_runs)}"},
         {"item": "lock errors", "value": len(lock_events)},
         {"item": "wall seconds", "value": round(wall, 1)},
     ]
     ok = (
         not lock_events
-        and backfill_runs.count("SUCCESS") == len(keys)
+        and partition_runs.count("SUCCESS") == len(keys)
         and catalog_runs.count("SUCCESS") == len(catalog_runs)
     )
     report(

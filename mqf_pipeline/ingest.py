@@ -6,6 +6,7 @@ Pure functions over polars frames; the Dagster asset only wires them to the rout
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ class WindowResult:
     corporate_actions: list[WriteResult]
     ingestion_audit: list[WriteResult]
     backfill_failures: list[WriteResult]
+    fundamentals: list[WriteResult]
+    news_headlines: list[WriteResult]
     n_rows: int
     n_failed_symbols: int
     n_off_calendar: int
@@ -204,6 +207,59 @@ def _archive_actions(actions: pl.DataFrame, archive: RawArchive) -> pl.DataFrame
     )
 
 
+def roll_to_sessions(frame: pl.DataFrame, column: str, sessions: Sequence[dt.date]) -> pl.DataFrame:
+    """Move ``column`` dates that are not sessions to the next session in ``sessions`` (news on a
+    Saturday is first tradable on Monday); rows after the last session are dropped."""
+    if frame.height == 0:
+        return frame
+    grid = pl.DataFrame({"__session": sorted(sessions)}, schema={"__session": pl.Date})
+    return (
+        frame.sort(column)
+        .join_asof(grid, left_on=column, right_on="__session", strategy="forward")
+        .filter(pl.col("__session").is_not_null())
+        .with_columns(pl.col("__session").alias(column))
+        .drop("__session")
+    )
+
+
+def _archive_events(
+    frame: pl.DataFrame, archive: RawArchive, kind: str, column: str, sessions: Sequence[dt.date]
+) -> pl.DataFrame:
+    """Archive point-in-time events (fundamentals, headlines) per (provider, session) and attach raw_hash."""
+    rolled = roll_to_sessions(frame, column, sessions)
+    parts = []
+    for (provider, day), group in rolled.group_by("provider", column, maintain_order=True):
+        digest = archive.store(f"{provider}/{kind}", day, records_payload(group))
+        parts.append(group.with_columns(pl.lit(digest).alias("raw_hash")))
+    return pl.concat(parts) if parts else rolled.with_columns(pl.lit(None, pl.String).alias("raw_hash"))
+
+
+def fundamentals_rows(routed: pl.DataFrame, archive: RawArchive, sessions: Sequence[dt.date]) -> pl.DataFrame:
+    """fundamentals table rows, by the session each report is first known."""
+    rows = _archive_events(routed, archive, "fundamentals", "report_date", sessions)
+    cols = list(table_spec("fundamentals").columns)
+    if rows.height == 0:
+        return pl.DataFrame(schema=table_spec("fundamentals").columns)
+    return rows.unique(subset=["symbol", "fiscal_period_end", "report_date"], keep="first", maintain_order=True).select(
+        cols
+    )
+
+
+def headline_rows(routed: pl.DataFrame, archive: RawArchive, sessions: Sequence[dt.date]) -> pl.DataFrame:
+    """news_headlines rows, by the session each headline is first known, with a stable id."""
+    if routed.height == 0:
+        return pl.DataFrame(schema=table_spec("news_headlines").columns)
+    with_id = routed.with_columns(
+        pl.concat_str([pl.col("symbol"), pl.col("date").cast(pl.String), pl.col("headline")], separator="|")
+        .map_elements(lambda v: hashlib.sha256(v.encode()).hexdigest()[:16], return_dtype=pl.String)
+        .alias("headline_id")
+    )
+    rows = _archive_events(with_id, archive, "headlines", "date", sessions)
+    return rows.unique(subset=["date", "symbol", "headline_id"], keep="first", maintain_order=True).select(
+        list(table_spec("news_headlines").columns)
+    )
+
+
 def ingest_bars_window(
     router: DataRouter,
     lake: Lake,
@@ -244,6 +300,11 @@ def ingest_bars_window(
     actions_in = actions.filter(pl.col("date").is_in(list(day_set)))
     written["corporate_actions"] = lake.write_many("corporate_actions", actions_in, days, now=now)
     written["backfill_failures"] = lake.write_many("backfill_failures", failures, days, now=now)
+    fundamentals = fundamentals_rows(router.get_fundamentals(request).data, archive, days)
+    written["fundamentals"] = lake.write_many("fundamentals", fundamentals, days, by="report_date", now=now)
+    headlines = headline_rows(router.get_headlines(request).data, archive, days)
+    written["news_headlines"] = lake.write_many("news_headlines", headlines, days, now=now)
+    progress(f"wrote fundamentals ({fundamentals.height} reports), news_headlines ({headlines.height})")
     audit = audit_rows(
         days, run_id, in_calendar, len(symbols), prepared.raw_hashes, written["price_history"], stats, now
     )
@@ -257,6 +318,8 @@ def ingest_bars_window(
         corporate_actions=written["corporate_actions"],
         ingestion_audit=written["ingestion_audit"],
         backfill_failures=written["backfill_failures"],
+        fundamentals=written["fundamentals"],
+        news_headlines=written["news_headlines"],
         n_rows=in_calendar.height,
         n_failed_symbols=routed.failures.get_column("symbol").n_unique() if routed.failures.height else 0,
         n_off_calendar=n_off,

@@ -12,6 +12,8 @@ from mqf_pipeline.storage.lake import Lake
 MARKET_DATA_TABLES: tuple[str, ...] = (
     "price_history",
     "corporate_actions",
+    "fundamentals",
+    "news_headlines",
     "ingestion_audit",
     "backfill_failures",
     "macro_series",

@@ -15,6 +15,8 @@ EXPECTED_ASSETS = {
     # key: (group, partitioned)
     "price_history": ("market_data", True),
     "corporate_actions": ("market_data", True),
+    "fundamentals": ("market_data", True),
+    "news_headlines": ("market_data", True),
     "ingestion_audit": ("market_data", True),
     "backfill_failures": ("market_data", True),
     "macro_series": ("market_data", True),

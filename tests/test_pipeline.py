@@ -36,6 +36,8 @@ def test_backfill_range_materializes_every_table(deployment):
     for key in (
         "price_history",
         "corporate_actions",
+        "fundamentals",
+        "news_headlines",
         "ingestion_audit",
         "backfill_failures",
         "macro_series",

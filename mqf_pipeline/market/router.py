@@ -40,6 +40,8 @@ from mqf_pipeline.market.bandit import Outcome, ProviderBandit
 from mqf_pipeline.market.bars import BARS_SCHEMA, PRICE_COLUMNS, BarsSchemaError, canonicalize
 from mqf_pipeline.market.providers.base import (
     CORPORATE_ACTIONS_SCHEMA,
+    FUNDAMENTALS_SCHEMA,
+    HEADLINES_SCHEMA,
     MACRO_SCHEMA,
     BarsRequest,
     MarketDataProvider,
@@ -52,7 +54,7 @@ from mqf_pipeline.market.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["bars", "corporate_actions", "macro"]
+Kind = Literal["bars", "corporate_actions", "macro", "fundamentals", "headlines"]
 
 
 class _Frozen(BaseModel):
@@ -299,6 +301,18 @@ class DataRouter:
         assert isinstance(out, RoutedFrame)
         return out
 
+    def get_fundamentals(self, req: BarsRequest) -> RoutedFrame:
+        """Quarterly fundamentals reported between ``req.start`` and ``req.end`` (by report_date)."""
+        out = self._route(_Job("fundamentals", req.symbols, req.start, req.end, self._call_fundamentals, "symbol"))
+        assert isinstance(out, RoutedFrame)
+        return out
+
+    def get_headlines(self, req: BarsRequest) -> RoutedFrame:
+        """News headlines (date, symbol, headline, provider) dated in ``req``'s range."""
+        out = self._route(_Job("headlines", req.symbols, req.start, req.end, self._call_headlines, "symbol"))
+        assert isinstance(out, RoutedFrame)
+        return out
+
     def get_macro(self, series: Sequence[str], start: dt.date, end: dt.date) -> RoutedFrame:
         """Macro observations (date, series_id, value, provider) for canonical ``series`` ids."""
         if isinstance(series, str) or not series:
@@ -358,6 +372,30 @@ class DataRouter:
         df = _conform(df, CORPORATE_ACTIONS_SCHEMA, p.name, units=units, start=start, end=end)
         df = df.filter(pl.col("symbol").is_in(list(units)))
         return _Served(df, set(units), [], 1.0)
+
+    def _call_symbol_frame(
+        self,
+        kind: str,
+        df: pl.DataFrame,
+        schema: dict[str, pl.DataType],
+        p: MarketDataProvider,
+        units: tuple[str, ...],
+        start: dt.date,
+        end: dt.date,
+    ) -> _Served:
+        """Rows keyed by symbol where an empty answer is normal (no news, no report): all units served."""
+        df = _conform(df, schema, p.name, units=units, start=start, end=end)
+        return _Served(df.filter(pl.col("symbol").is_in(list(units))), set(units), [], 1.0)
+
+    def _call_fundamentals(
+        self, p: MarketDataProvider, units: tuple[str, ...], start: dt.date, end: dt.date
+    ) -> _Served:
+        df = p.fetch_fundamentals(BarsRequest(units, start, end))
+        return self._call_symbol_frame("fundamentals", df, FUNDAMENTALS_SCHEMA, p, units, start, end)
+
+    def _call_headlines(self, p: MarketDataProvider, units: tuple[str, ...], start: dt.date, end: dt.date) -> _Served:
+        df = p.fetch_headlines(BarsRequest(units, start, end))
+        return self._call_symbol_frame("headlines", df, HEADLINES_SCHEMA, p, units, start, end)
 
     def _call_macro(self, p: MarketDataProvider, units: tuple[str, ...], start: dt.date, end: dt.date) -> _Served:
         df = _conform(p.fetch_macro(units, start, end), MACRO_SCHEMA, p.name, units=units, start=start, end=end)
@@ -565,7 +603,12 @@ def _assemble(
         empty = pl.DataFrame(schema={**BARS_SCHEMA, "provider": pl.String()})
         raw = pl.concat(frames, how="diagonal_relaxed") if frames else empty
         return RoutedBars(raw=raw, requests=logs, failures=failures)
-    schema = CORPORATE_ACTIONS_SCHEMA if kind == "corporate_actions" else MACRO_SCHEMA
+    schema = {
+        "corporate_actions": CORPORATE_ACTIONS_SCHEMA,
+        "fundamentals": FUNDAMENTALS_SCHEMA,
+        "headlines": HEADLINES_SCHEMA,
+        "macro": MACRO_SCHEMA,
+    }[kind]
     data = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
     return RoutedFrame(data=data, requests=logs, failures=failures)
 

@@ -222,6 +222,31 @@ CREATE TABLE trading_eligibility (
     UNIQUE (date, symbol)
 );
 
+CREATE TABLE fundamentals (           -- extra table: point-in-time quarterly fundamentals
+    report_date DATE NOT NULL,         -- first session the figures are known (partition key)
+    symbol VARCHAR NOT NULL,
+    fiscal_period_end DATE NOT NULL,
+    eps DOUBLE,                        -- quarterly diluted EPS, USD per share
+    book_value_per_share DOUBLE,       -- USD per share at period end
+    revenue DOUBLE,                    -- quarterly, USD
+    operating_cash_flow DOUBLE,        -- quarterly, USD
+    dividend_per_share DOUBLE,         -- declared in the quarter, USD per share
+    shares_outstanding BIGINT,
+    provider VARCHAR NOT NULL,
+    raw_hash VARCHAR NOT NULL,
+    UNIQUE (symbol, fiscal_period_end, report_date)
+);
+
+CREATE TABLE news_headlines (         -- extra table: headlines by the session they are first known at
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    headline_id VARCHAR NOT NULL,      -- sha256 of (symbol, published date, text), first 16 hex chars
+    headline VARCHAR NOT NULL,
+    provider VARCHAR NOT NULL,
+    raw_hash VARCHAR NOT NULL,
+    UNIQUE (date, symbol, headline_id)
+);
+
 CREATE TABLE macro_series (           -- extra table: macro inputs (VIX-like index, short rate)
     date DATE NOT NULL,
     series_id VARCHAR NOT NULL,        -- VIX (index points) | SHORT_RATE (decimal, annual)

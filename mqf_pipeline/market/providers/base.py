@@ -37,6 +37,24 @@ MACRO_SCHEMA: dict[str, pl.DataType] = {
     "value": pl.Float64(),
     "provider": pl.String(),
 }
+FUNDAMENTALS_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "fiscal_period_end": pl.Date(),
+    "report_date": pl.Date(),  # first session the figures are known to the market
+    "eps": pl.Float64(),  # quarterly diluted EPS, USD per share
+    "book_value_per_share": pl.Float64(),  # USD per share at period end
+    "revenue": pl.Float64(),  # quarterly, USD (company total)
+    "operating_cash_flow": pl.Float64(),  # quarterly, USD (company total)
+    "dividend_per_share": pl.Float64(),  # declared in the quarter, USD per share
+    "shares_outstanding": pl.Int64(),
+    "provider": pl.String(),
+}
+HEADLINES_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),  # session the headline is first known at (published before that session's close)
+    "symbol": pl.String(),
+    "headline": pl.String(),
+    "provider": pl.String(),
+}
 REQUEST_LOG_SCHEMA: dict[str, pl.DataType] = {
     "provider": pl.String(),
     "endpoint": pl.String(),
@@ -198,6 +216,14 @@ class MarketDataProvider(Protocol):
         """Macro observations with :data:`MACRO_SCHEMA`."""
         ...
 
+    def fetch_fundamentals(self, req: BarsRequest) -> pl.DataFrame:
+        """Quarterly fundamentals reported in ``req``'s range (:data:`FUNDAMENTALS_SCHEMA`)."""
+        ...
+
+    def fetch_headlines(self, req: BarsRequest) -> pl.DataFrame:
+        """News headlines dated in ``req``'s range (:data:`HEADLINES_SCHEMA`)."""
+        ...
+
 
 @runtime_checkable
 class TransportControl(Protocol):
@@ -242,6 +268,12 @@ class UnsupportedCapability:
 
     def fetch_macro(self, series: tuple[str, ...], start: dt.date, end: dt.date) -> pl.DataFrame:
         raise self._unsupported("macro", series)
+
+    def fetch_fundamentals(self, req: BarsRequest) -> pl.DataFrame:
+        raise self._unsupported("fundamentals", req.symbols)
+
+    def fetch_headlines(self, req: BarsRequest) -> pl.DataFrame:
+        raise self._unsupported("headlines", req.symbols)
 
 
 def env_missing(*names: str) -> list[str]:

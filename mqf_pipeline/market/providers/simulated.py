@@ -17,6 +17,8 @@ import polars as pl
 from mqf_pipeline.market.bars import BARS_SCHEMA
 from mqf_pipeline.market.providers.base import (
     CORPORATE_ACTIONS_SCHEMA,
+    FUNDAMENTALS_SCHEMA,
+    HEADLINES_SCHEMA,
     MACRO_SCHEMA,
     BarsRequest,
     ProviderError,
@@ -50,7 +52,7 @@ class SimulatedProvider(UnsupportedCapability):
         return self._sim
 
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"bars", "corporate_actions", "macro"})
+        return frozenset({"bars", "corporate_actions", "macro", "fundamentals", "headlines"})
 
     def available(self) -> tuple[bool, str]:
         return True, ""
@@ -95,6 +97,26 @@ class SimulatedProvider(UnsupportedCapability):
         except ValueError as e:
             raise self._error(req.symbols, req.start, req.end, e) from e
         return df.with_columns(pl.lit(self.name, dtype=pl.String).alias("provider"))
+
+    def _symbol_frame(self, req: BarsRequest, fetch: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        scope = self._scope(req.symbols, req.start, req.end)
+        if scope is None:
+            return pl.DataFrame(schema=schema)
+        try:
+            df = getattr(self.simulator, fetch)(scope[1], scope[2], scope[0])
+        except ValueError as e:
+            raise self._error(req.symbols, req.start, req.end, e) from e
+        return df.with_columns(pl.lit(self.name, dtype=pl.String).alias("provider")).select(
+            [pl.col(c).cast(t) for c, t in schema.items()]
+        )
+
+    def fetch_fundamentals(self, req: BarsRequest) -> pl.DataFrame:
+        """Quarterly fundamentals whose report_date falls in the range (point-in-time)."""
+        return self._symbol_frame(req, "fundamentals", FUNDAMENTALS_SCHEMA)
+
+    def fetch_headlines(self, req: BarsRequest) -> pl.DataFrame:
+        """Headlines dated in the range; their tone carries the simulator's weak news signal."""
+        return self._symbol_frame(req, "headlines", HEADLINES_SCHEMA)
 
     def fetch_macro(self, series: tuple[str, ...], start: dt.date, end: dt.date) -> pl.DataFrame:
         """VIX and SHORT_RATE at each session close; other series ids yield no rows."""
