@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets.common import md_table
-from mqf_pipeline.plan import MARKET_DATA_TABLES
+from mqf_pipeline.plan import TABLE_ASSETS
 from mqf_pipeline.storage.catalog import refresh_catalog
 from resources import StorageResource
 
@@ -12,7 +12,7 @@ CATALOG_VERSION = "1"
 
 
 @dg.asset(
-    deps=list(MARKET_DATA_TABLES),
+    deps=sorted(set(TABLE_ASSETS.values())),
     group_name="catalog",
     code_version=CATALOG_VERSION,
     pool="duckdb_writer",

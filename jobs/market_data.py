@@ -6,8 +6,9 @@ import dagster as dg
 
 market_data_job = dg.define_asset_job(
     "market_data_job",
-    selection=dg.AssetSelection.groups("market_data"),
-    description="Ingest bars, corporate actions and macro series, score quality, gate eligibility.",
+    selection=dg.AssetSelection.groups("market_data", "signals"),
+    description="Ingest bars, corporate actions, fundamentals, headlines and macro series, score quality, "
+    "gate eligibility, then compute features, regimes and agent signals.",
 )
 
 catalog_job = dg.define_asset_job(

@@ -131,6 +131,50 @@ class UniverseSettings(_Section):
         return self
 
 
+class SignalsSettings(_Section):
+    """configs/signals.yaml: features, regimes and the alpha agents.
+
+    ``preset`` (seed 000 section 5.1) picks the agent set and starting weights; ``agents`` adds
+    registered agents to it (weight 0 until learned) and ``disabled`` removes some. Adding an agent
+    is one module under mqf_pipeline/agents/ plus one line in the registry and here.
+    """
+
+    preset: str = Field("institutional", description="institutional | momentum | mean_reversion | sentiment | hybrid")
+    agents: list[str] = Field(default_factory=list, description="extra registered agents to run")
+    disabled: list[str] = Field(default_factory=list, description="agents of the preset not to run")
+    agent_params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="constructor arguments by agent")
+    feature_block_sessions: int = Field(63, ge=1, description="sessions per feature anchoring block")
+    regime_refit_sessions: int = Field(21, ge=1, description="refit the HMM every this many sessions")
+    regime_min_train_sessions: int = Field(504, ge=30, description="sessions of history before the first fit")
+    agent_history_sessions: int = Field(300, ge=30, description="sessions of bars/features handed to the agents")
+
+    @model_validator(mode="after")
+    def _known_agents(self) -> SignalsSettings:
+        from mqf_pipeline.agents.registry import PRESETS, known_agents
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; known: {sorted(PRESETS)}")
+        unknown = [a for a in [*self.agents, *self.disabled, *self.agent_params] if a not in known_agents()]
+        if unknown:
+            raise ValueError(f"unknown agent(s) {unknown}; registered: {known_agents()}")
+        return self
+
+    def enabled_agents(self) -> list[str]:
+        """The preset's agents plus the extra ones, minus the disabled, in a stable order."""
+        from mqf_pipeline.agents.registry import PRESETS
+
+        names = [*PRESETS[self.preset].agents, *self.agents]
+        return [a for a in dict.fromkeys(names) if a not in self.disabled]
+
+    def starting_weights(self) -> dict[str, float]:
+        """Static weights of the enabled agents: the preset's, renormalised; extras get none."""
+        from mqf_pipeline.agents.registry import PRESETS
+
+        weights = {a: PRESETS[self.preset].weights.get(a, 0.0) for a in self.enabled_agents()}
+        total = sum(weights.values())
+        return {a: w / total for a, w in weights.items()} if total > 0 else weights
+
+
 class Settings(_Section):
     """All settings of one deployment."""
 
@@ -140,6 +184,7 @@ class Settings(_Section):
     providers: ProvidersSettings = ProvidersSettings()
     quality: QualityThresholds = QualityThresholds()
     simulator: SimulatorParams = SimulatorParams()
+    signals: SignalsSettings = SignalsSettings()
 
     # ---------------------------------------------------------------- derived paths
     @property
@@ -185,6 +230,7 @@ SECTION_FILES: dict[str, str] = {
     "providers": "providers.yaml",
     "quality": "quality.yaml",
     "simulator": "simulator.yaml",
+    "signals": "signals.yaml",
 }
 
 

@@ -9,6 +9,7 @@ import dagster as dg
 
 from assets.catalog import duckdb_catalog
 from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
+from assets.signals import agent_signals, features, regime
 from jobs import catalog_job, market_data_job
 from resources import MarketDataResource, SettingsResource, StorageResource
 
@@ -23,7 +24,16 @@ def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
     }
 
 
-ASSETS = [ingest_market_data, macro_series, data_quality, trading_eligibility, duckdb_catalog]
+ASSETS = [
+    ingest_market_data,
+    macro_series,
+    data_quality,
+    trading_eligibility,
+    features,
+    regime,
+    agent_signals,
+    duckdb_catalog,
+]
 JOBS = [market_data_job, catalog_job]
 
 defs = dg.Definitions(assets=ASSETS, jobs=JOBS, resources=build_resources())

@@ -8,18 +8,22 @@ from collections.abc import Sequence
 from mqf_pipeline import calendar
 from mqf_pipeline.storage.lake import Lake
 
-#: Tables the market-data job writes one partition per session of.
-MARKET_DATA_TABLES: tuple[str, ...] = (
-    "price_history",
-    "corporate_actions",
-    "fundamentals",
-    "news_headlines",
-    "ingestion_audit",
-    "backfill_failures",
-    "macro_series",
-    "data_quality",
-    "trading_eligibility",
-)
+#: Tables the market-data job writes one partition per session of, and the asset writing each.
+TABLE_ASSETS: dict[str, str] = {
+    "price_history": "price_history",
+    "corporate_actions": "corporate_actions",
+    "fundamentals": "fundamentals",
+    "news_headlines": "news_headlines",
+    "ingestion_audit": "ingestion_audit",
+    "backfill_failures": "backfill_failures",
+    "macro_series": "macro_series",
+    "data_quality": "data_quality",
+    "trading_eligibility": "trading_eligibility",
+    "features": "features",
+    "regime_history": "regime",
+    "model_outputs": "agent_signals",
+}
+MARKET_DATA_TABLES: tuple[str, ...] = tuple(TABLE_ASSETS)
 
 
 def history_sessions(latest: dt.date, lookback: int, partitions_start: dt.date) -> list[dt.date]:

@@ -22,6 +22,9 @@ EXPECTED_ASSETS = {
     "macro_series": ("market_data", True),
     "data_quality": ("market_data", True),
     "trading_eligibility": ("market_data", True),
+    "features": ("signals", True),
+    "regime": ("signals", True),
+    "agent_signals": ("signals", True),
     "duckdb_catalog": ("catalog", False),
 }
 

@@ -158,3 +158,16 @@ def test_provider_metrics_persist_and_seed_the_next_router(deployment):
     router = MarketDataResource(settings=SettingsResource(config_dir=str(config_dir))).router()
     loaded = router.metrics_frame().filter(pl.col("capability") == "bars").row(0, named=True)
     assert loaded["bandit_alpha"] == bars["bandit_alpha"] and loaded["requests"] == bars["requests"]
+
+
+def test_features_identical_alone_or_in_a_backfill(deployment):
+    """Block-anchored features: a single-partition rerun reproduces the range run's rows exactly."""
+    config_dir, instance, _ = deployment
+    lake = Lake(settings_for(config_dir).lake_root)
+    day = SESSIONS[-3]
+    before = lake.read("features", [day])
+    assert before.height > 0 and set(before.get_column("symbol")) == {f"S{i:04d}" for i in range(20)}
+    stored_hash = lake.stored_hash("features", day)
+    assert run_market_data(config_dir, day, day, instance).success
+    assert lake.stored_hash("features", day) == stored_hash
+    assert lake.read("features", [day]).equals(before)

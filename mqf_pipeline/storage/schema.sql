@@ -368,6 +368,11 @@ CREATE TABLE regime_history (
     volatility_percentile DOUBLE,
     vix_level DOUBLE,
     created_at TIMESTAMPTZ,
+    prob_normal DOUBLE,                -- extra: filtered HMM state probabilities at the date's close
+    prob_volatile DOUBLE,
+    prob_crisis DOUBLE,
+    hmm_state VARCHAR,                 -- extra: NORMAL | VOLATILE | CRISIS (most probable, filtered)
+    risk_multiplier DOUBLE,            -- extra: seed 000 section 7.2 sizing multiplier of the regime
     UNIQUE (date)
 );
 

@@ -1,0 +1,1 @@
+"""Alpha agents: one module each, a shared Signal contract (:mod:`.base`), a registry."""

@@ -1,0 +1,34 @@
+"""Regimes over the lake: the walk-forward filtered HMM for a set of sessions.
+
+The walk-forward schedule is anchored at the first session stored in the lake, and every
+refit uses only sessions strictly before it, so a session's regime is the same whether it is
+materialized alone or in a backfill, and never depends on later data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import polars as pl
+
+from mqf_pipeline.feature_store import usable_bars
+from mqf_pipeline.regime import market_features, regime_history
+from mqf_pipeline.storage.lake import Lake
+
+
+def regimes_for_dates(
+    lake: Lake, dates: Sequence[dt.date], *, refit_every: int, min_train: int, random_state: int
+) -> pl.DataFrame:
+    """regime_history rows for ``dates`` (dates before the first refit get none)."""
+    stored = lake.partitions("price_history")
+    if not stored:
+        raise ValueError("price_history has no partitions in the lake: ingest before computing regimes")
+    first, last = dt.date.fromisoformat(stored[0]), max(dates)
+    bars = usable_bars(lake, first, last).select("date", "symbol", "adjusted_close")
+    macro = lake.read_range("macro_series", first, last).select("date", "series_id", "value")
+    feats = market_features(bars, macro)
+    hist = regime_history(
+        bars, macro, refit_every=refit_every, min_train=min_train, random_state=random_state, features=feats
+    )
+    return hist.filter(pl.col("date").is_in(list(dates)))

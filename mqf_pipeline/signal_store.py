@@ -1,0 +1,143 @@
+"""Agent signals over the lake: point-in-time inputs, block-anchored runs, model_outputs rows.
+
+Agents that learn (ML, pairs) refit on schedules counted from the first session of the data they
+are given, so, as for features (:mod:`mqf_pipeline.feature_store`), each session's signals are
+computed from a window that starts ``history`` sessions before the first session of its fixed
+block: a session gets the same signals alone or in a backfill, from data at or before it only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from mqf_pipeline import calendar
+from mqf_pipeline.agents.base import SIGNAL_SCHEMA, Agent, AgentData
+from mqf_pipeline.agents.evaluation import daily_ic, forward_returns, ic_summary
+from mqf_pipeline.agents.registry import run_agents
+from mqf_pipeline.feature_store import block_start, usable_bars
+from mqf_pipeline.storage.lake import Lake
+from mqf_pipeline.storage.schema import table_spec
+
+ProgressFn = Callable[[str], None]
+
+
+def load_agent_data(lake: Lake, universe: pl.DataFrame, start: dt.date, end: dt.date) -> AgentData:
+    """Everything the agents may read for sessions ``start``..``end`` (fundamentals: all reported by end)."""
+    stored = lake.partitions("fundamentals")
+    fundamentals = (
+        lake.read("fundamentals", [p for p in stored if p <= end.isoformat()]).drop("raw_hash")
+        if stored
+        else pl.DataFrame()
+    )
+    headlines = lake.read_range("news_headlines", start, end).select("date", "symbol", "headline")
+    macro = lake.read_range("macro_series", start, end).select("date", "series_id", "value")
+    return AgentData(
+        bars=usable_bars(lake, start, end),
+        features=pl.DataFrame(),
+        universe=universe,
+        fundamentals=fundamentals,
+        headlines=headlines,
+        macro=macro,
+    )
+
+
+def _window(data: AgentData, lo: dt.date, hi: dt.date) -> AgentData:
+    def between(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.filter(pl.col("date").is_between(lo, hi)) if "date" in frame.columns else frame
+
+    return AgentData(
+        bars=between(data.bars),
+        features=data.features,
+        universe=data.universe,
+        fundamentals=data.fundamentals.filter(pl.col("report_date") <= hi)
+        if data.fundamentals.height
+        else data.fundamentals,
+        headlines=between(data.headlines),
+        macro=between(data.macro),
+    )
+
+
+def agent_signals_for_dates(
+    lake: Lake,
+    universe: pl.DataFrame,
+    dates: Sequence[dt.date],
+    agents: Sequence[Agent],
+    *,
+    block_sessions: int,
+    history: int,
+    progress: ProgressFn = lambda _m: None,
+) -> pl.DataFrame:
+    """Validated signals (:data:`SIGNAL_SCHEMA`) of ``agents`` for ``dates``, block-anchored."""
+    dates = sorted(dates)
+    blocks: dict[dt.date, list[dt.date]] = {}
+    for day in dates:
+        blocks.setdefault(block_start(day, block_sessions), []).append(day)
+    first = calendar.session_offset(min(blocks), -history)
+    data = load_agent_data(lake, universe, first, dates[-1])
+    parts = []
+    for i, (start, days) in enumerate(sorted(blocks.items()), start=1):
+        lo = calendar.session_offset(start, -history)
+        parts.append(run_agents(agents, _window(data, lo, days[-1]), days))
+        progress(f"agents: block {i}/{len(blocks)} ({start} .. {days[-1]}), {sum(p.height for p in parts)} signals")
+    return pl.concat(parts).sort("date", "symbol", "agent") if parts else pl.DataFrame(schema=SIGNAL_SCHEMA)
+
+
+def model_output_rows(signals: pl.DataFrame, strategy: str, model_version: str) -> pl.DataFrame:
+    """model_outputs rows: cycle_id = strategy + session (ARCHITECTURE: identity of a cycle)."""
+    cols = list(table_spec("model_outputs").columns)
+    return signals.select(
+        "date",
+        pl.format("{}-{}", pl.lit(strategy), pl.col("date").cast(pl.String)).alias("cycle_id"),
+        "symbol",
+        "agent",
+        "mu",
+        "sigma",
+        "confidence",
+        "signal",
+        "horizon_days",
+        pl.col("reason_codes").alias("reason_codes_json"),
+        pl.lit(model_version).alias("model_version"),
+    ).select(cols)
+
+
+def ic_to_date(lake: Lake, end: dt.date, lookback: int = 63) -> dict[str, dict[str, float]]:
+    """Per agent: rank IC of ``signal`` at t against the return t -> t+1, over the ``lookback`` sessions
+    before ``end`` whose next-session return is known at ``end`` (from stored model_outputs)."""
+    start = calendar.session_offset(end, -lookback)
+    outputs = lake.read_range("model_outputs", start, end)
+    if outputs.height == 0:
+        return {}
+    bars = lake.read_range("price_history", start, end)
+    fwd = forward_returns(bars, 1)  # only pairs with both closes <= end
+    out: dict[str, dict[str, float]] = {}
+    for (agent,), part in outputs.group_by("agent"):
+        summary = ic_summary(daily_ic(part.select("date", "symbol", "signal"), fwd))
+        out[str(agent)] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
+    return out
+
+
+def coverage_table(signals: pl.DataFrame, eligible_last: int, last: dt.date) -> list[dict[str, object]]:
+    """Per agent on the last session: symbols covered, share of eligible symbols, mean confidence."""
+    rows = (
+        signals.filter(pl.col("date") == last)
+        .group_by("agent")
+        .agg(symbols=pl.len(), mean_confidence=pl.col("confidence").mean(), mean_signal=pl.col("signal").mean())
+        .sort("agent")
+    )
+    return [
+        {
+            **r,
+            "coverage": round(r["symbols"] / max(eligible_last, 1), 4),
+            "mean_confidence": round(r["mean_confidence"], 4),
+            "mean_signal": round(r["mean_signal"], 4),
+        }
+        for r in rows.iter_rows(named=True)
+    ]
+
+
+def as_json(value: object) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
