@@ -175,7 +175,7 @@ def main() -> int:
     extra = {
         "symbols": args.symbols,
         "sessions": args.sessions,
-        "rows": rows_n,
+        "n_rows": rows_n,
         "reps": args.reps,
         "times_s": times,
         "cpu_s": cpu,

@@ -1,4 +1,4 @@
-"""Market regimes: market-level features, a 3-state Gaussian HMM with filtered probabilities,
+"""Market regimes: market-level features, a Gaussian HMM with filtered probabilities,
 walk-forward refits on a schedule, and the seed-000 §7.2 risk regimes.
 
 Units: returns are decimal daily unless named ``*_pct`` (percent, i.e. x100); volatilities are
@@ -24,6 +24,16 @@ state for crisis-level volatility, so the full block (0.0x) is kept for it, whil
 volatility under the 200-session mean is typical of the rebound after a crisis (prices still
 below the mean, volatility decaying) and gets risk-off sizing (0.5x) rather than none.
 A missing trend (fewer than 200 sessions) counts as a downtrend (the conservative side).
+
+HMM: observations are the equal-weight index return in percent and the log cross-sectional
+dispersion of returns (standardised); states are ordered by fitted index volatility and labelled
+NORMAL / VOLATILE / CRISIS. The default has 4 components, the two calmest both labelled NORMAL:
+markets (and the simulator) have two calm regimes (bull and bear, 10% and 13% vol in the
+simulator), and with 3 components the likelihood often prefers splitting calm in two and
+merging VOLATILE with CRISIS, whenever the training window holds few crisis days. Walk-forward on
+7 simulator seeds (100 symbols, 2006-2025, refit every 63 sessions) the 3-state model scored
+0.85-0.93 permutation-invariant accuracy against the volatility classes (VOLATILE recall as low as
+0.08), the 4-state one 0.88-0.97. ``n_components=3`` is available.
 """
 
 from __future__ import annotations
@@ -239,30 +249,30 @@ def gaussian_log_emission(X: np.ndarray, means: np.ndarray, covars: np.ndarray) 
 
 
 class RegimeModel(BaseEstimator):
-    """3-state Gaussian HMM (full covariances) with states labelled by ascending fitted volatility.
+    """Gaussian HMM (full covariances) whose states are labelled by ascending fitted volatility.
 
-    ``fit(X)`` standardises the columns of X (train mean/std, stored as ``mean_``/``scale_``), fits
-    hmmlearn's ``GaussianHMM`` seeded with ``random_state``, and orders the states NORMAL, VOLATILE,
-    CRISIS by the fitted variance of column 0 (the index return in percent). Fitted attributes
-    (in label order): ``startprob_``, ``transmat_``, ``means_``/``covars_`` (standardised units),
-    ``state_vol_`` (annualised decimal volatility of column 0 when it is a percent daily return),
-    ``hmm_`` (the underlying hmmlearn model, in its own state order) and ``order_``.
-    Rows of X with a missing (NaN) value are dropped for fitting.
+    ``fit(X)`` standardises the columns of X (train mean/std: ``mean_``/``scale_``), runs
+    hmmlearn's ``GaussianHMM`` EM from ``n_init`` k-means starts seeded from ``random_state`` (plus
+    one warm start when ``init_from`` is given) and keeps the best training log-likelihood. States
+    are sorted by the fitted variance of column 0 (the index return in percent); the last two are
+    VOLATILE and CRISIS and any below them NORMAL (``state_label_`` indexes :data:`HMM_STATES`; with
+    2 components the labels are NORMAL and VOLATILE). Fitted attributes, in ascending-volatility
+    order: ``startprob_``, ``transmat_``, ``means_``/``covars_`` (standardised units), ``state_vol_``
+    (annualised decimal volatility of column 0 read as a percent daily return); ``hmm_`` is the
+    hmmlearn model in its own order, ``order_`` the permutation. Rows with a NaN are not fitted.
     """
 
     def __init__(
         self,
-        n_components: int = 3,
+        n_components: int = 4,
         n_iter: int = 200,
         tol: float = 1e-2,
         random_state: int = 0,
         min_covar: float = 1e-3,
         n_init: int = 5,
-        init_from: RegimeModel | None = None,
     ) -> None:
         self.n_components = n_components
         self.n_init = n_init
-        self.init_from = init_from
         self.n_iter = n_iter
         self.tol = tol
         self.random_state = random_state
@@ -271,8 +281,12 @@ class RegimeModel(BaseEstimator):
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
 
-    def fit(self, X: np.ndarray) -> RegimeModel:
-        """Learn the HMM on the complete rows of X (n, d); returns self."""
+    def fit(self, X: np.ndarray, init_from: RegimeModel | None = None) -> RegimeModel:
+        """Learn the HMM on the complete rows of X (n, d); returns self.
+
+        ``init_from`` (a fitted model on the same columns, e.g. the previous refit) adds one EM run
+        started from its parameters to the ``n_init`` k-means starts.
+        """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
             raise ValueError("X must be 2-D (n_samples, n_features)")
@@ -285,7 +299,7 @@ class RegimeModel(BaseEstimator):
         Z = self._scaled(rows)
         best: tuple[float, GaussianHMM] | None = None
         seeds = [int(s) for s in np.random.SeedSequence(self.random_state).generate_state(self.n_init)]
-        warm = self.init_from is not None
+        warm = init_from is not None
         with threadpool_limits(1):  # tiny matrices: BLAS/OpenMP threads only add overhead
             for seed in ([-1] if warm else []) + seeds:
                 candidate = GaussianHMM(
@@ -299,7 +313,8 @@ class RegimeModel(BaseEstimator):
                     init_params="stmc" if seed >= 0 else "",
                 )
                 if seed < 0:
-                    self._warm_start(candidate)
+                    assert init_from is not None
+                    self._warm_start(candidate, init_from)
                 candidate.fit(Z)
                 score = float(candidate.score(Z))
                 if best is None or score > best[0]:
@@ -320,10 +335,10 @@ class RegimeModel(BaseEstimator):
         self.converged_ = bool(hmm.monitor_.converged)
         return self
 
-    def _warm_start(self, hmm: GaussianHMM) -> None:
-        """Seed ``hmm`` with ``init_from``'s parameters, re-expressed in this fit's standardised units."""
-        src = self.init_from
-        assert src is not None
+    def _warm_start(self, hmm: GaussianHMM, src: RegimeModel) -> None:
+        """Seed ``hmm`` with the parameters of ``src``, re-expressed in this fit's standardised units."""
+        if src.n_components != self.n_components or src.mean_.shape != self.mean_.shape:
+            raise ValueError("init_from must have the same number of components and columns")
         ratio = src.scale_ / self.scale_
         hmm.startprob_ = src.startprob_.copy()
         hmm.transmat_ = src.transmat_.copy()
@@ -331,12 +346,12 @@ class RegimeModel(BaseEstimator):
         hmm.covars_ = src.covars_ * np.outer(ratio, ratio)[None]
 
     def log_emission(self, X: np.ndarray) -> np.ndarray:
-        """Emission log-likelihoods (n, k) in label order; NaN rows where X has a missing value."""
+        """Emission log-likelihoods (n, k), states in ascending volatility; NaN rows where X has a NaN."""
         with threadpool_limits(1):
             return gaussian_log_emission(self._scaled(X), self.means_, self.covars_)
 
     def filter(self, X: np.ndarray) -> np.ndarray:
-        """Filtered probabilities (n, k) in label order: row t uses rows <= t of X only."""
+        """Filtered P(state_t | X_1..t) (n, k), states in ascending volatility; row t uses rows <= t only."""
         with np.errstate(divide="ignore"):
             log_start = np.log(self.startprob_)
         return forward_filter(log_start, self.transmat_, self.log_emission(X))
@@ -349,7 +364,7 @@ class RegimeModel(BaseEstimator):
         return out
 
     def smoothed(self, X: np.ndarray) -> np.ndarray:
-        """hmmlearn's smoothed P(state_t | all obs) in label order (LOOKAHEAD: diagnostics only)."""
+        """hmmlearn's smoothed P(state_t | X_1..n) (LOOKAHEAD: tests and diagnostics only); X without NaN."""
         return self.hmm_.predict_proba(self._scaled(X))[:, self.order_]
 
 
@@ -440,8 +455,7 @@ def filtered_regimes(
                 random_state=random_state + k,
                 n_iter=n_iter,
                 n_init=n_init if previous is None else n_init_refit,
-                init_from=previous,
-            ).fit(train)
+            ).fit(train, init_from=previous)
             if cache is not None:
                 cache[digest] = model
         models[refit] = model

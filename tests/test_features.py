@@ -66,6 +66,10 @@ def _series() -> dict[str, dict[str, np.ndarray]]:
     for col in ("open", "high", "low", "close"):
         pause[col][150:230] = pause["close"][149]  # 80 sessions with no price change
     out["PAUSE"] = pause
+    late = _walk(rng, 300, 45.0, 0.02)
+    for col in ("open", "high", "low", "close"):
+        late[col][:40] = late["close"][40]  # flat start: ADX seeded from undefined DX, then moves
+    out["LATE"] = late
     out["PENNY"] = _walk(rng, 300, 0.002, 0.003)  # variances far below the old absolute 1e-8 band
     out["QUIET"] = _walk(rng, 300, 100.0, 2e-5, drift=0.0)  # var / mean^2 ~ 1e-9: mean(x^2) - mean^2 would fail
     out["SHORT"] = _walk(rng, 20, 40.0, 0.02)
@@ -349,6 +353,13 @@ def test_compute_features_rejects_duplicates_and_nulls_non_finite() -> None:
     values = out.select(feature_names())
     assert not values.select(pl.any_horizontal(pl.all().is_nan() | pl.all().is_infinite()).any()).item()
     assert out["ret_1d"][301] is None and out["sma_5"][299] is not None
+    gap = rw.with_columns(
+        pl.when(pl.int_range(pl.len()) == 300).then(None).otherwise(pl.col("adjusted_close")).alias("adjusted_close")
+    )
+    out = compute_features(gap)
+    assert not out.select(feature_names()).select(pl.any_horizontal(pl.all().is_nan()).any()).item()
+    sma5 = out["sma_5"]
+    assert sma5[299] is not None and sma5[300:305].null_count() == 5 and sma5[305] is not None
 
 
 def test_warmup_sessions_history_suffices() -> None:

@@ -23,7 +23,7 @@ def deployment(tmp_path_factory):
     config_dir = write_configs(
         root,
         n_symbols=12,
-        signals={"regime_min_train_sessions": 40, "regime_refit_sessions": 10, "preset": "momentum"},
+        signals={"regime_min_train_sessions": 60, "regime_refit_sessions": 21, "preset": "momentum"},
     )
     instance = dg.DagsterInstance.ephemeral()
     return config_dir, instance, run_market_data(config_dir, START, END, instance)
@@ -34,7 +34,7 @@ def test_regime_rows_after_min_train(deployment):
     assert result.success
     lake = Lake(settings_for(config_dir).lake_root)
     rows = lake.read("regime_history")
-    assert rows.height == len(SESSIONS) - 40  # one per session from the first refit on
+    assert rows.height == len(SESSIONS) - 60  # one per session from the first refit on
     assert set(rows.get_column("regime")) <= {"BULL_QUIET", "BULL_VOLATILE", "BEAR_QUIET", "BEAR_CRISIS"}
     probs = rows.select(pl.sum_horizontal("prob_normal", "prob_volatile", "prob_crisis")).to_series()
     assert ((probs - 1).abs() < 1e-9).all()

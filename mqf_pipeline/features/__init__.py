@@ -1,14 +1,21 @@
 """Feature engineering (seed 000 §4.4): technical, volatility, volume and trend features.
 
-All features are polars expressions evaluated per symbol on split/dividend-adjusted bars and
-replicate TA-Lib's seeding, so they agree with TA-Lib to ~1e-13 relative where TA-Lib defines a
-value and are null exactly where TA-Lib returns NaN (see :mod:`.indicators`).
+All features are polars expressions evaluated per symbol on split/dividend-adjusted bars
+(:func:`adjust_ohlc`). The TA-Lib indicators (SMA, EMA, RSI, MACD, Bollinger, ATR, OBV, ADX)
+replicate TA-Lib's seeding and agree with the TA-Lib 0.8 C library to ~1e-12 relative (values of
+MACD near zero to ~1e-14 of the price level), and are null exactly where TA-Lib returns NaN; see
+:mod:`.indicators` for every definition and unit.
 
 History requirement: EMA, MACD, RSI, ATR, ADX and OBV are recursive, so their values depend on the
 first bar of the history they are computed from. :func:`compute_features` must be given the full
 stored history of each symbol (or at least :func:`warmup_sessions` bars before the first date whose
-features are used); its output is then deterministic for a given start. Every feature at a date
-uses only bars at or before that date.
+features are used); its output is then deterministic for a given start, bit for bit, and does not
+depend on which other symbols are in the frame. Every feature at a date uses only bars at or
+before that date.
+
+Bars are expected complete (quality-gated). A null price makes every window that covers it null
+and the recursive features step over it with polars' EWM null rule (TA-Lib would return NaN from
+there on); a missing or zero price never produces NaN or infinity in the output (it becomes null).
 """
 
 from __future__ import annotations
