@@ -93,8 +93,10 @@ def main() -> int:
     extra = [shuffled_control(fwd, args.control_seed + 1 + k) for k in range(args.extra_seeds)]
     alphas = sim.truth(start, end).alphas
     setup_s = time.perf_counter() - t0
-    print(f"data: {args.symbols} symbols, {bars.height:,} bar rows, {len(dates)} decision dates; {features_note}; "
-          f"setup {setup_s:.1f} s")
+    print(
+        f"data: {args.symbols} symbols, {bars.height:,} bar rows, {len(dates)} decision dates; {features_note}; "
+        f"setup {setup_s:.1f} s"
+    )
 
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
@@ -124,23 +126,27 @@ def main() -> int:
             "share_abs_t_gt_2": float(np.mean(np.abs(extra_t) > 2)) if extra_t.size else math.nan,
             "max_abs_t": float(np.nanmax(np.abs(extra_t))) if extra_t.size else math.nan,
         }
-        rows.append({
-            "agent": name,
-            "horizon": int(agent.horizon_days),
-            "rows": signals.height,
-            "coverage": signals.height / max(fwd.height, 1),
-            "mean_ic": real["mean_ic"],
-            "ic_sd": real["ic_sd"],
-            "t_stat": real["t_stat"],
-            "hit_rate": real["hit_rate"],
-            "n_days": real["n_days"],
-            "control_ic": ctrl["mean_ic"],
-            "control_t": ctrl["t_stat"],
-            "alpha_corr": alpha_alignment(signals, alphas),
-            "seconds": seconds,
-        })
-        print(f"{name}: IC {real['mean_ic']:+.4f} t {real['t_stat']:+.2f} | control t {ctrl['t_stat']:+.2f} "
-              f"| {seconds:.1f} s")
+        rows.append(
+            {
+                "agent": name,
+                "horizon": int(agent.horizon_days),
+                "rows": signals.height,
+                "coverage": signals.height / max(fwd.height, 1),
+                "mean_ic": real["mean_ic"],
+                "ic_sd": real["ic_sd"],
+                "t_stat": real["t_stat"],
+                "hit_rate": real["hit_rate"],
+                "n_days": real["n_days"],
+                "control_ic": ctrl["mean_ic"],
+                "control_t": ctrl["t_stat"],
+                "alpha_corr": alpha_alignment(signals, alphas),
+                "seconds": seconds,
+            }
+        )
+        print(
+            f"{name}: IC {real['mean_ic']:+.4f} t {real['t_stat']:+.2f} | control t {ctrl['t_stat']:+.2f} "
+            f"| {seconds:.1f} s"
+        )
 
     if not rows:
         print("no agent ran", file=sys.stderr)

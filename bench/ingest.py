@@ -47,7 +47,7 @@ def main() -> int:
         (config_dir / "simulator.yaml").write_text(f"n_symbols: {args.symbols}\n")  # default seed and epoch
         settings = settings_for(config_dir)
         t0 = time.perf_counter()
-        result = run_market_data(config_dir, start, end, dg.DagsterInstance.ephemeral())
+        result = run_market_data(config_dir, start, end, dg.DagsterInstance.ephemeral(), job_name="market_data_job")
         run_s = time.perf_counter() - t0
         if not result.success:
             print("market_data_job failed", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Starts `dagster dev` (UI + daemon) on 127.0.0.1 with a temporary DAGSTER_HOME that uses the
 shipped configs/dagster.yaml (queued runs, 4 at a time; pool duckdb_writer at 1), launches a
-partition backfill of market_data_job over 60 sessions through the GraphQL API (one run per
+one run per partition of market_data_job (the data layer) over 60 sessions through the GraphQL API (one run per
 partition, each with the multiprocess executor) and, while it runs, catalog_job runs that
 write runtime/mqf.duckdb. Then counts failed runs and every event mentioning a lock.
 Goal: 0 lock errors, 0 failed runs. Writes bench/results/parallel_backfill.json.

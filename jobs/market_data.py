@@ -1,4 +1,4 @@
-"""Asset jobs for the data layer."""
+"""Asset jobs: the data layer alone, the daily cycle, and the catalog refresh."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ import dagster as dg
 
 market_data_job = dg.define_asset_job(
     "market_data_job",
-    selection=dg.AssetSelection.groups("market_data", "signals"),
+    selection=dg.AssetSelection.groups("market_data"),
     description="Ingest bars, corporate actions, fundamentals, headlines and macro series, score quality, "
-    "gate eligibility, then compute features, regimes and agent signals.",
+    "gate eligibility.",
+)
+
+daily_cycle_job = dg.define_asset_job(
+    "daily_cycle_job",
+    selection=dg.AssetSelection.groups("market_data", "signals"),
+    description="The fund's cycle for a session (or a range): the data layer, then features, regimes and "
+    "agent signals. Later stages (decisions, risk, portfolio, orders) join this job.",
 )
 
 catalog_job = dg.define_asset_job(

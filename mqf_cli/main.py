@@ -62,8 +62,8 @@ def _run_ranges(settings: Settings, ranges: list[tuple[dt.date, dt.date]], in_pr
     outcomes = []
     for i, (start, end) in enumerate(ranges, start=1):
         n = len(calendar.sessions(start, end))
-        console.print(f"[bold]run {i}/{len(ranges)}[/bold]: market_data_job over {start} .. {end} ({n} sessions)")
-        outcome = run_job(instance, "market_data_job", start=start, end=end, in_process=in_process)
+        console.print(f"[bold]run {i}/{len(ranges)}[/bold]: daily_cycle_job over {start} .. {end} ({n} sessions)")
+        outcome = run_job(instance, "daily_cycle_job", start=start, end=end, in_process=in_process)
         _report_outcome(outcome)
         outcomes.append(outcome)
         if not outcome.success:

@@ -18,10 +18,10 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
 
 
-def market_data_job_def() -> dg.JobDefinition:
+def daily_cycle_job_def() -> dg.JobDefinition:
     from mqf_pipeline.definitions import defs
 
-    return defs.resolve_job_def("market_data_job")
+    return defs.resolve_job_def("daily_cycle_job")
 
 
 def catalog_job_def() -> dg.JobDefinition:
@@ -30,7 +30,7 @@ def catalog_job_def() -> dg.JobDefinition:
     return defs.resolve_job_def("catalog_job")
 
 
-JOBS = {"market_data_job": market_data_job_def, "catalog_job": catalog_job_def}
+JOBS = {"daily_cycle_job": daily_cycle_job_def, "catalog_job": catalog_job_def}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import dagster as dg
 from assets.catalog import duckdb_catalog
 from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
 from assets.signals import agent_signals, features, regime
-from jobs import catalog_job, market_data_job
+from jobs import catalog_job, daily_cycle_job, market_data_job
 from resources import MarketDataResource, SettingsResource, StorageResource
 
 
@@ -34,6 +34,6 @@ ASSETS = [
     agent_signals,
     duckdb_catalog,
 ]
-JOBS = [market_data_job, catalog_job]
+JOBS = [daily_cycle_job, market_data_job, catalog_job]
 
 defs = dg.Definitions(assets=ASSETS, jobs=JOBS, resources=build_resources())

@@ -48,11 +48,15 @@ def definitions_for(config_dir: Path) -> dg.Definitions:
 
 
 def run_market_data(
-    config_dir: Path, start: dt.date, end: dt.date, instance: dg.DagsterInstance | None = None
+    config_dir: Path,
+    start: dt.date,
+    end: dt.date,
+    instance: dg.DagsterInstance | None = None,
+    job_name: str = "daily_cycle_job",
 ) -> dg.ExecuteInProcessResult:
-    """Execute market_data_job over sessions start..end in one run (like a single-run backfill)."""
+    """Execute the daily cycle job over sessions start..end in one run (like a single-run backfill)."""
     defs = definitions_for(config_dir)
-    job = defs.resolve_job_def("market_data_job")
+    job = defs.resolve_job_def(job_name)
     tags = (
         {"dagster/partition": start.isoformat()}
         if start == end

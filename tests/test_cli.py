@@ -70,7 +70,7 @@ def test_backfill_runs_through_the_instance(config_dir):
     # the runs are in the instance under runtime/dagster, where `mqf ui` shows them
     instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
     jobs = sorted(r.job_name for r in instance.get_runs())
-    assert jobs == ["catalog_job", "market_data_job"]
+    assert jobs == ["catalog_job", "daily_cycle_job"]
     assert all(r.is_success for r in instance.get_runs())
     again = runner.invoke(
         app,

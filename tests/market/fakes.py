@@ -5,6 +5,7 @@
   (status, body, delay) consumed before the routes, and a lifetime after which it stops itself.
   Delays wait on the stop event, so stopping never hangs on a sleeping handler.
 * :class:`FakeAlpacaMarketData` - ``GET /v2/stocks/bars`` in Alpaca's JSON shape with pagination.
+* :class:`FakeAlpacaNews` - ``GET /v1beta1/news`` in Alpaca's JSON shape with pagination.
 * :class:`FakeFred` - ``GET /fred/series/observations`` in FRED's XML shape.
 * :class:`YahooReplaySession` - a ``requests.Session`` whose transport adapter replays recorded
   Yahoo chart JSON (``tests/fixtures/yahoo/<SYMBOL>.json``) for yfinance; no socket is opened.
@@ -347,6 +348,67 @@ class FakeAlpacaMarketData(FakeHTTPServer):
             bars.setdefault(s, []).append(b)
         next_token = base64.b64encode(str(nxt).encode()).decode() if nxt < len(items) else None
         return FakeResponse(200, {"bars": bars, "next_page_token": next_token})
+
+
+def alpaca_news_item(
+    item_id: int, headline: str, created_at: dt.datetime, symbols: Sequence[str], source: str = "benzinga"
+) -> dict[str, Any]:
+    """One Alpaca news article; ``created_at`` (aware) is sent as UTC ``...Z`` like Alpaca does."""
+    stamp = created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "id": item_id,
+        "headline": headline,
+        "author": "Newsroom",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "summary": "",
+        "content": f"<p>{headline}</p>",
+        "url": f"https://news.example/{item_id}",
+        "images": [],
+        "symbols": list(symbols),
+        "source": source,
+    }
+
+
+class FakeAlpacaNews(FakeHTTPServer):
+    """``GET /v1beta1/news`` like Alpaca's news API: symbols (comma-separated; an item matches if it lists
+    any), start/end (RFC 3339, inclusive, on ``created_at``), sort (default "desc" by ``created_at``),
+    include_content, limit (default 10, at most 50 and ``page_size``), page_token; ``next_page_token`` an
+    opaque base64 offset. Requests without key headers get 401."""
+
+    PATH = "/v1beta1/news"
+
+    def __init__(self, items: Sequence[dict[str, Any]], page_size: int = 50, max_lifetime_s: float = 120.0) -> None:
+        super().__init__(max_lifetime_s)
+        self.items = list(items)
+        self.page_size = page_size
+        self.route("GET", self.PATH, self._news)
+
+    def _news(self, cap: Captured) -> FakeResponse:
+        if not cap.headers.get("APCA-API-KEY-ID") or not cap.headers.get("APCA-API-SECRET-KEY"):
+            return FakeResponse(401, {"code": 40110000, "message": "request is not authorized"})
+        sort = (cap.param("sort") or "desc").lower()
+        if sort not in ("asc", "desc"):
+            return FakeResponse(400, {"code": 40010001, "message": f"invalid sort {sort}"})
+        wanted = {s for s in (cap.param("symbols") or "").split(",") if s}
+        start = FakeAlpacaMarketData._time(cap.param("start") or "1970-01-01T00:00:00Z")
+        end = FakeAlpacaMarketData._time(cap.param("end") or "2100-01-01T00:00:00Z")
+        items = [
+            i
+            for i in self.items
+            if (not wanted or wanted & set(i["symbols"]))
+            and start <= FakeAlpacaMarketData._time(i["created_at"]) <= end
+        ]
+        items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=sort == "desc")
+        if (cap.param("include_content") or "false").lower() != "true":
+            items = [{**i, "content": ""} for i in items]
+        token = cap.param("page_token")
+        offset = int(base64.b64decode(token).decode()) if token else 0
+        limit = min(int(cap.param("limit") or 10), 50, self.page_size)
+        page = items[offset : offset + limit]
+        nxt = offset + len(page)
+        next_token = base64.b64encode(str(nxt).encode()).decode() if nxt < len(items) else None
+        return FakeResponse(200, {"news": page, "next_page_token": next_token})
 
 
 # --------------------------------------------------------------------------- FRED
