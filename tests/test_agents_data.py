@@ -475,3 +475,14 @@ def test_short_history_with_headlines_gives_no_rows_not_an_error(name: str, data
     assert short.headlines.height > 0
     out = validate_signals(name, _agents()[name].signals(short, days))
     assert out.height == 0 or out.get_column("date").is_in(days).all()
+
+
+def test_ml_fit_skips_a_feature_with_no_information(data: AgentData) -> None:
+    """Regression: B/P is all-null before the first reports are known; sklearn's binning used to crash."""
+    agent = _fast_ml()
+    days = sorted(data.bars.get_column("date").unique().to_list())
+    names = agent.feature_names(data)
+    design = agent.design(data, days[-1]).with_columns(pl.lit(None, dtype=pl.Float64).alias(names[-1]))
+    fitted = agent.fit(design, days[-1], names)
+    assert fitted is not None
+    assert names[-1] not in fitted.features and len(fitted.features) == len(names) - 1

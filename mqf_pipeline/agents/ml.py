@@ -216,6 +216,14 @@ class MLAgent:
         rows = self.training_rows(design, refit_date)
         if rows.height < self.min_train_rows:
             return None
+        # a feature with fewer than two distinct finite values in the window (e.g. B/P before the first
+        # reports are known) carries nothing and breaks sklearn's histogram binning: leave it out of this fit
+        features = [
+            f for f in features
+            if rows.select(pl.col(f).filter(pl.col(f).is_finite()).n_unique()).item() >= 2
+        ]
+        if not features:
+            return None
         x = rows.select(features).to_numpy().astype(np.float64)
         y = rows.get_column("target").to_numpy().astype(np.float64)
         model = HistGradientBoostingRegressor(
