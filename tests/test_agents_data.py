@@ -138,7 +138,11 @@ def test_contract(name: str, signals: dict[str, pl.DataFrame], data: AgentData, 
 def test_horizons() -> None:
     agents = _agents()
     assert {n: a.horizon_days for n, a in agents.items()} == {
-        "sentiment": 1, "valuation": 21, "fundamental": 63, "stat_arb": 5, "ml": 1,
+        "sentiment": 1,
+        "valuation": 21,
+        "fundamental": 63,
+        "stat_arb": 5,
+        "ml": 1,
     }
 
 
@@ -270,8 +274,11 @@ def _in_range(frame: pl.DataFrame) -> None:
 def test_sentiment_properties(heads: list[tuple[int, int, str]], half_life: float, lookback: int) -> None:
     syms = ["AAA", "BBB", "CCC", "DDD", "EEE"]
     frame = pl.DataFrame(
-        {"date": [SMALL_SESSIONS[k] for _, k, _ in heads], "symbol": [syms[i] for i, _, _ in heads],
-         "headline": [t for _, _, t in heads]},
+        {
+            "date": [SMALL_SESSIONS[k] for _, k, _ in heads],
+            "symbol": [syms[i] for i, _, _ in heads],
+            "headline": [t for _, _, t in heads],
+        },
         schema={"date": pl.Date, "symbol": pl.String, "headline": pl.String},
     )
     data = AgentData(bars=SMALL_BARS, features=pl.DataFrame(), universe=SMALL_UNIVERSE, headlines=frame)
@@ -284,18 +291,32 @@ def test_sentiment_properties(heads: list[tuple[int, int, str]], half_life: floa
 
 def _fundamentals(values: list[tuple[float, float, float, float, float]]) -> pl.DataFrame:
     rows = []
-    quarter_ends = [dt.date(2023, 3, 31), dt.date(2023, 6, 30), dt.date(2023, 9, 30), dt.date(2023, 12, 31),
-                    dt.date(2024, 3, 31)]
+    quarter_ends = [
+        dt.date(2023, 3, 31),
+        dt.date(2023, 6, 30),
+        dt.date(2023, 9, 30),
+        dt.date(2023, 12, 31),
+        dt.date(2024, 3, 31),
+    ]
     for k, sym in enumerate(["AAA", "BBB", "CCC", "DDD", "EEE"]):
         for q, fpe in enumerate(quarter_ends):
             eps, bvps, rev, ocf, dps = values[(k * 5 + q) % len(values)]
-            rows.append((sym, fpe, min(fpe + dt.timedelta(days=40), dt.date(2024, 6, 1)), eps, bvps, rev, ocf, dps,
-                         1_000_000))
+            rows.append(
+                (sym, fpe, min(fpe + dt.timedelta(days=40), dt.date(2024, 6, 1)), eps, bvps, rev, ocf, dps, 1_000_000)
+            )
     return pl.DataFrame(
         rows,
-        schema={"symbol": pl.String, "fiscal_period_end": pl.Date, "report_date": pl.Date, "eps": pl.Float64,
-                "book_value_per_share": pl.Float64, "revenue": pl.Float64, "operating_cash_flow": pl.Float64,
-                "dividend_per_share": pl.Float64, "shares_outstanding": pl.Int64},
+        schema={
+            "symbol": pl.String,
+            "fiscal_period_end": pl.Date,
+            "report_date": pl.Date,
+            "eps": pl.Float64,
+            "book_value_per_share": pl.Float64,
+            "revenue": pl.Float64,
+            "operating_cash_flow": pl.Float64,
+            "dividend_per_share": pl.Float64,
+            "shares_outstanding": pl.Int64,
+        },
         orient="row",
     )
 
@@ -306,8 +327,9 @@ finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(finite, finite, finite, finite, st.floats(0, 100)), min_size=1, max_size=25))
 def test_fundamental_agents_properties(values: list[tuple[float, float, float, float, float]]) -> None:
-    data = AgentData(bars=SMALL_BARS, features=pl.DataFrame(), universe=SMALL_UNIVERSE,
-                     fundamentals=_fundamentals(values))
+    data = AgentData(
+        bars=SMALL_BARS, features=pl.DataFrame(), universe=SMALL_UNIVERSE, fundamentals=_fundamentals(values)
+    )
     for agent in (ValuationAgent(min_names=2), FundamentalAgent(min_names=2, trend_quarters=4)):
         out = agent.signals(data, SMALL_SESSIONS[-30:])
         validate_signals(agent.name, out)
@@ -351,8 +373,9 @@ def test_sentiment_uses_only_headlines_up_to_date(data: AgentData) -> None:
     assert scores.get_column("symbol").sort().to_list() == expected.to_list()
 
 
-def test_valuation_book_to_price_matches_truth(sim: MarketSimulator, symbols: list[str], data: AgentData,
-                                               dates: list[dt.date]) -> None:
+def test_valuation_book_to_price_matches_truth(
+    sim: MarketSimulator, symbols: list[str], data: AgentData, dates: list[dt.date]
+) -> None:
     ratios = ValuationAgent().ratios(data, dates)
     truth = sim.truth(DECISION_START, END, symbols).alphas.select("date", "symbol", truth_bp="book_to_price")
     joined = ratios.join(truth, on=["date", "symbol"]).drop_nulls(["book_to_price", "truth_bp"])
@@ -375,10 +398,17 @@ def test_valuation_restates_per_share_data_across_a_split() -> None:
     assert idx.filter(pl.col("date") < split_day).get_column("split_index").unique().to_list() == [1.0]
     assert idx.filter(pl.col("date") >= split_day).get_column("split_index").unique().to_list() == [2.0]
     fund = pl.DataFrame(
-        {"symbol": ["AAA", "BBB"], "fiscal_period_end": [dt.date(2024, 3, 31)] * 2,
-         "report_date": [dt.date(2024, 4, 15)] * 2, "eps": [1.0, 1.0], "book_value_per_share": [20.0, 20.0],
-         "revenue": [1e8, 1e8], "operating_cash_flow": [1e7, 1e7], "dividend_per_share": [0.5, 0.5],
-         "shares_outstanding": [1_000_000, 1_000_000]}
+        {
+            "symbol": ["AAA", "BBB"],
+            "fiscal_period_end": [dt.date(2024, 3, 31)] * 2,
+            "report_date": [dt.date(2024, 4, 15)] * 2,
+            "eps": [1.0, 1.0],
+            "book_value_per_share": [20.0, 20.0],
+            "revenue": [1e8, 1e8],
+            "operating_cash_flow": [1e7, 1e7],
+            "dividend_per_share": [0.5, 0.5],
+            "shares_outstanding": [1_000_000, 1_000_000],
+        }
     )
     data = AgentData(bars=bars, features=pl.DataFrame(), universe=pl.DataFrame(), fundamentals=fund)
     before, after = dt.date(2024, 4, 30), split_day
@@ -391,26 +421,44 @@ def test_valuation_restates_per_share_data_across_a_split() -> None:
 
 
 def test_quarterly_ttm_needs_four_consecutive_quarters() -> None:
-    ends = [dt.date(2023, 3, 31), dt.date(2023, 6, 30), dt.date(2023, 9, 30), dt.date(2024, 3, 31),
-            dt.date(2024, 6, 30)]
+    ends = [
+        dt.date(2023, 3, 31),
+        dt.date(2023, 6, 30),
+        dt.date(2023, 9, 30),
+        dt.date(2024, 3, 31),
+        dt.date(2024, 6, 30),
+    ]
     fund = pl.DataFrame(
-        {"symbol": "AAA", "fiscal_period_end": ends, "report_date": [e + dt.timedelta(days=30) for e in ends],
-         "eps": [1.0] * 5, "book_value_per_share": [10.0] * 5, "revenue": [1e8] * 5,
-         "operating_cash_flow": [1e7] * 5, "dividend_per_share": [0.1] * 5, "shares_outstanding": [10] * 5}
+        {
+            "symbol": "AAA",
+            "fiscal_period_end": ends,
+            "report_date": [e + dt.timedelta(days=30) for e in ends],
+            "eps": [1.0] * 5,
+            "book_value_per_share": [10.0] * 5,
+            "revenue": [1e8] * 5,
+            "operating_cash_flow": [1e7] * 5,
+            "dividend_per_share": [0.1] * 5,
+            "shares_outstanding": [10] * 5,
+        }
     )
     splits = pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, "split_index": pl.Float64})
     q = quarterly_accounts(fund, splits).sort("fiscal_period_end")
     assert q.get_column("ttm_eps_o").to_list() == [None, None, None, None, None]  # 2023Q4 is missing
-    full = quarterly_accounts(fund.with_columns(fiscal_period_end=pl.date_range(
-        dt.date(2023, 3, 31), dt.date(2024, 3, 31), "1q", eager=True).dt.month_end()), splits)
+    full = quarterly_accounts(
+        fund.with_columns(
+            fiscal_period_end=pl.date_range(dt.date(2023, 3, 31), dt.date(2024, 3, 31), "1q", eager=True).dt.month_end()
+        ),
+        splits,
+    )
     assert full.sort("fiscal_period_end").get_column("ttm_eps_o").to_list()[-2:] == [4.0, 4.0]
 
 
 def test_revenue_trend_recovers_growth() -> None:
     ends = pl.date_range(dt.date(2022, 1, 1), dt.date(2023, 12, 31), "1q", eager=True).dt.month_end()
     ends = ends.dt.offset_by("2mo").dt.month_end()
-    q = pl.DataFrame({"symbol": "AAA", "fiscal_period_end": ends,
-                      "revenue": [1e8 * math.exp(0.02 * i) for i in range(len(ends))]})
+    q = pl.DataFrame(
+        {"symbol": "AAA", "fiscal_period_end": ends, "revenue": [1e8 * math.exp(0.02 * i) for i in range(len(ends))]}
+    )
     out = revenue_trend(q, 8)
     assert out.get_column("revenue_trend").to_list()[-1] == pytest.approx(0.08)
     assert out.get_column("revenue_trend").null_count() == 7
@@ -447,7 +495,8 @@ def test_aligned_agents_carry_planted_alpha(sim: MarketSimulator) -> None:
     syms = [f"S{i:04d}" for i in range(100)]
     start, end = dt.date(2023, 1, 3), dt.date(2023, 12, 29)
     data = AgentData(
-        bars=sim.bars(dt.date(2022, 6, 1), end, syms), features=pl.DataFrame(),
+        bars=sim.bars(dt.date(2022, 6, 1), end, syms),
+        features=pl.DataFrame(),
         universe=sim.universe().filter(pl.col("symbol").is_in(syms)).select("symbol", "sector"),
         fundamentals=sim.fundamentals(dt.date(2021, 6, 1), end, syms),
         headlines=sim.headlines(dt.date(2022, 6, 1), end, syms),

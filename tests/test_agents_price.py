@@ -106,14 +106,16 @@ def test_horizons() -> None:
 
 
 @pytest.mark.parametrize("name", list(PRICE_AGENTS))
-def test_deterministic(name: str, sim_data: AgentData, sim_signals: dict[str, pl.DataFrame],
-                       decision_dates: list[dt.date]) -> None:
+def test_deterministic(
+    name: str, sim_data: AgentData, sim_signals: dict[str, pl.DataFrame], decision_dates: list[dt.date]
+) -> None:
     assert_frame_equal(PRICE_AGENTS[name]().signals(sim_data, decision_dates), sim_signals[name])
 
 
 @pytest.mark.parametrize("name", list(PRICE_AGENTS))
-def test_no_lookahead(name: str, sim_data: AgentData, sim_signals: dict[str, pl.DataFrame],
-                      decision_dates: list[dt.date]) -> None:
+def test_no_lookahead(
+    name: str, sim_data: AgentData, sim_signals: dict[str, pl.DataFrame], decision_dates: list[dt.date]
+) -> None:
     """Scrambling every bar (and macro value) after SPLIT leaves every signal dated <= SPLIT identical."""
     rng = np.random.default_rng(7)
     bars = sim_data.bars
@@ -156,20 +158,23 @@ def test_momentum_recovers_planted_score(sim: MarketSimulator, sim_signals: dict
     assert per_day.get_column("rho_alpha").min() == pytest.approx(1.0, abs=1e-12)
 
 
-def test_momentum_prefers_stored_feature(sim_data: AgentData, sim_signals: dict[str, pl.DataFrame],
-                                         decision_dates: list[dt.date]) -> None:
+def test_momentum_prefers_stored_feature(
+    sim_data: AgentData, sim_signals: dict[str, pl.DataFrame], decision_dates: list[dt.date]
+) -> None:
     """A ``mom_12_1`` feature (simple return P[D-21]/P[D-252] - 1) gives the same signals; so does a feature
     frame with holes (the local computation fills them); other windows ignore the feature."""
     px = pl.col("adjusted_close")
-    features = (
-        sim_data.bars.sort("symbol", "date")
-        .select("date", "symbol", mom_12_1=(px.shift(21) / px.shift(252) - 1.0).over("symbol"))
+    features = sim_data.bars.sort("symbol", "date").select(
+        "date", "symbol", mom_12_1=(px.shift(21) / px.shift(252) - 1.0).over("symbol")
     )
     for frame in (features, features.filter(pl.col("symbol") != "S0005"), features.sample(fraction=0.5, seed=1)):
         data = AgentData(bars=sim_data.bars, features=frame, universe=sim_data.universe)
         assert_frame_equal(MomentumAgent().signals(data, decision_dates), sim_signals["momentum"])
-    scrambled = AgentData(bars=sim_data.bars, universe=sim_data.universe,
-                          features=features.with_columns(mom_12_1=pl.col("mom_12_1").shuffle(seed=2)))
+    scrambled = AgentData(
+        bars=sim_data.bars,
+        universe=sim_data.universe,
+        features=features.with_columns(mom_12_1=pl.col("mom_12_1").shuffle(seed=2)),
+    )
     assert not MomentumAgent().signals(scrambled, decision_dates).equals(sim_signals["momentum"])
     assert_frame_equal(MomentumAgent(feature=None).signals(scrambled, decision_dates), sim_signals["momentum"])
     assert_frame_equal(
@@ -178,8 +183,9 @@ def test_momentum_prefers_stored_feature(sim_data: AgentData, sim_signals: dict[
     )
 
 
-def test_momentum_matches_features_module(sim_data: AgentData, sim_signals: dict[str, pl.DataFrame],
-                                          decision_dates: list[dt.date]) -> None:
+def test_momentum_matches_features_module(
+    sim_data: AgentData, sim_signals: dict[str, pl.DataFrame], decision_dates: list[dt.date]
+) -> None:
     """The features module's ``mom_12_1`` (when it is importable) ranks names exactly as we do."""
     features_module = pytest.importorskip("mqf_pipeline.features")
     features = features_module.compute_features(sim_data.bars)
@@ -214,13 +220,15 @@ def synthetic_bars(seed: int, n_symbols: int, n_sessions: int, gap_rate: float, 
         keep = rng.random(len(days)) >= gap_rate
         if i == 0:
             keep[: n_sessions // 3] = False
-        frames.append(
-            pl.DataFrame({"date": days, "symbol": f"X{i:02d}", "adjusted_close": px}).filter(pl.Series(keep))
-        )
+        frames.append(pl.DataFrame({"date": days, "symbol": f"X{i:02d}", "adjusted_close": px}).filter(pl.Series(keep)))
     bars = pl.concat(frames)
     return bars.with_columns(
-        open=pl.col("adjusted_close"), high=pl.col("adjusted_close"), low=pl.col("adjusted_close"),
-        close=pl.col("adjusted_close"), volume=pl.lit(1000, pl.Int64), spread_bps=pl.lit(5.0),
+        open=pl.col("adjusted_close"),
+        high=pl.col("adjusted_close"),
+        low=pl.col("adjusted_close"),
+        close=pl.col("adjusted_close"),
+        volume=pl.lit(1000, pl.Int64),
+        spread_bps=pl.lit(5.0),
     )
 
 
@@ -233,8 +241,9 @@ def synthetic_bars(seed: int, n_symbols: int, n_sessions: int, gap_rate: float, 
     gap_rate=st.sampled_from([0.0, 0.05, 0.3]),
     flat_rate=st.sampled_from([0.0, 0.5, 1.0]),
 )
-def test_signal_properties(name: str, seed: int, n_symbols: int, n_sessions: int, gap_rate: float,
-                           flat_rate: float) -> None:
+def test_signal_properties(
+    name: str, seed: int, n_symbols: int, n_sessions: int, gap_rate: float, flat_rate: float
+) -> None:
     bars = synthetic_bars(seed, n_symbols, n_sessions, gap_rate, flat_rate)
     data = AgentData(bars=bars, features=pl.DataFrame(), universe=pl.DataFrame({"symbol": [], "sector": []}))
     dates = sorted(set(bars.get_column("date").to_list()))
@@ -255,8 +264,9 @@ def test_signal_properties(name: str, seed: int, n_symbols: int, n_sessions: int
 @settings(max_examples=40, deadline=None)
 @given(values=st.lists(st.floats(-1e6, 1e6) | st.none(), min_size=1, max_size=30))
 def test_cross_score_properties(values: list[float | None]) -> None:
-    frame = pl.DataFrame({"date": [dt.date(2024, 1, 2)] * len(values), "x": values}, schema={"date": pl.Date,
-                                                                                              "x": pl.Float64})
+    frame = pl.DataFrame(
+        {"date": [dt.date(2024, 1, 2)] * len(values), "x": values}, schema={"date": pl.Date, "x": pl.Float64}
+    )
     z = frame.select(z=cross_score(pl.col("x"))).get_column("z")
     assert z.null_count() == frame.get_column("x").null_count()
     valid = z.drop_nulls().to_numpy()
@@ -270,8 +280,13 @@ def test_cross_score_properties(values: list[float | None]) -> None:
 def test_trailing_tail_matches_numpy() -> None:
     rng = np.random.default_rng(1)
     px = 50 * np.exp(np.cumsum(rng.standard_t(3, 300) * 0.02))
-    bars = pl.DataFrame({"date": calendar.sessions(dt.date(2019, 1, 2), dt.date(2020, 12, 31))[:300], "symbol": "A",
-                         "adjusted_close": px})
+    bars = pl.DataFrame(
+        {
+            "date": calendar.sessions(dt.date(2019, 1, 2), dt.date(2020, 12, 31))[:300],
+            "symbol": "A",
+            "adjusted_close": px,
+        }
+    )
     out = trailing_tail(price_panel(bars), 252, 0.05)
     r = np.diff(np.log(px))
     assert out.get_column("var").head(252).null_count() == 252
@@ -296,10 +311,12 @@ def test_trend_sign_on_clean_trends() -> None:
     days = calendar.sessions(dt.date(2020, 1, 2), dt.date(2021, 6, 30))
     rng = np.random.default_rng(3)
     noise = rng.normal(0, 0.01, len(days))
-    bars = pl.concat([
-        pl.DataFrame({"date": days, "symbol": "UP", "adjusted_close": 10 * np.exp(np.cumsum(0.004 + noise))}),
-        pl.DataFrame({"date": days, "symbol": "DOWN", "adjusted_close": 10 * np.exp(np.cumsum(-0.004 + noise))}),
-    ])
+    bars = pl.concat(
+        [
+            pl.DataFrame({"date": days, "symbol": "UP", "adjusted_close": 10 * np.exp(np.cumsum(0.004 + noise))}),
+            pl.DataFrame({"date": days, "symbol": "DOWN", "adjusted_close": 10 * np.exp(np.cumsum(-0.004 + noise))}),
+        ]
+    )
     data = AgentData(bars=bars, features=pl.DataFrame(), universe=pl.DataFrame())
     out = TrendAgent().signals(data, days[-5:])
     assert (out.filter(pl.col("symbol") == "UP").get_column("signal") > 0.5).all()
@@ -310,8 +327,9 @@ def test_trend_sign_on_clean_trends() -> None:
 
 
 def test_cash_return_and_excess() -> None:
-    macro = pl.DataFrame({"date": [dt.date(2024, 1, 2), dt.date(2024, 1, 3)], "series_id": ["SHORT_RATE"] * 2,
-                          "value": [0.04, 0.06]})
+    macro = pl.DataFrame(
+        {"date": [dt.date(2024, 1, 2), dt.date(2024, 1, 3)], "series_id": ["SHORT_RATE"] * 2, "value": [0.04, 0.06]}
+    )
     rf = cash_return(macro, 252)
     assert rf.get_column("rf").to_list() == pytest.approx([0.04, 0.05])
     assert cash_return(pl.DataFrame(), 252).height == 0
@@ -401,8 +419,12 @@ def test_lazy_spec_by_module(monkeypatch: pytest.MonkeyPatch) -> None:
         registry.register("trend", MomentumAgent)
 
 
-def test_run_agents_and_coverage(sim_data: AgentData, sim_signals: dict[str, pl.DataFrame],
-                                 decision_dates: list[dt.date], caplog: pytest.LogCaptureFixture) -> None:
+def test_run_agents_and_coverage(
+    sim_data: AgentData,
+    sim_signals: dict[str, pl.DataFrame],
+    decision_dates: list[dt.date],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     agents = registry.build_agents(["momentum", "risk"])
     with caplog.at_level("INFO", logger="mqf_pipeline.agents.registry"):
         out = registry.run_agents(agents, sim_data, decision_dates)

@@ -64,6 +64,7 @@ class AgentData:
 
     def until(self, day: dt.date) -> AgentData:
         """The same data restricted to what was known at ``day``'s close."""
+
         def cut(frame: pl.DataFrame, col: str) -> pl.DataFrame:
             return frame.filter(pl.col(col) <= day) if col in frame.columns else frame
 

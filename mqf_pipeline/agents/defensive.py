@@ -49,8 +49,13 @@ class DefensiveAgent:
     min_names: int = 20
 
     def __post_init__(self) -> None:
-        check_positive(lookback=self.lookback, sigma_window=self.sigma_window, horizon_days=self.horizon_days,
-                       ic=self.ic, min_names=self.min_names)
+        check_positive(
+            lookback=self.lookback,
+            sigma_window=self.sigma_window,
+            horizon_days=self.horizon_days,
+            ic=self.ic,
+            min_names=self.min_names,
+        )
 
     def signals(self, data: AgentData, dates: Sequence[dt.date]) -> pl.DataFrame:
         """Signal rows for ``dates``; symbols need ``lookback`` sessions of returns."""
@@ -69,11 +74,13 @@ class DefensiveAgent:
             .with_columns(
                 mu=self.ic * pl.col("z") * pl.col("sigma"),
                 confidence=confidence(pl.col("signal"), pl.col("breadth"), pl.col("dens")),
-                reason_codes=reason_json([
-                    pl.format("LOW_VOL_Q{}", quintile(pl.col("z"))),
-                    pl.when(pl.col("z") >= SQRT3 * 0.8).then(pl.lit("LOW_VOL_TOP_DECILE")),
-                    pl.when(pl.col("z") <= -SQRT3 * 0.8).then(pl.lit("HIGH_VOL_TOP_DECILE")),
-                ]),
+                reason_codes=reason_json(
+                    [
+                        pl.format("LOW_VOL_Q{}", quintile(pl.col("z"))),
+                        pl.when(pl.col("z") >= SQRT3 * 0.8).then(pl.lit("LOW_VOL_TOP_DECILE")),
+                        pl.when(pl.col("z") <= -SQRT3 * 0.8).then(pl.lit("HIGH_VOL_TOP_DECILE")),
+                    ]
+                ),
             )
         )
         return to_signals(frame, self.name, self.horizon_days, dates)

@@ -161,8 +161,9 @@ def daily_ic(
     """
     if "agent" in signals.columns and signals.get_column("agent").n_unique() > 1:
         raise ValueError("daily_ic takes one agent's signals; filter by agent first")
-    joined = signals.select("date", "symbol", column).join(fwd.select("date", "symbol", "fwd_return"),
-                                                           on=["date", "symbol"], how="inner")
+    joined = signals.select("date", "symbol", column).join(
+        fwd.select("date", "symbol", "fwd_return"), on=["date", "symbol"], how="inner"
+    )
     joined = joined.drop_nulls().filter(pl.col(column).is_finite() & pl.col("fwd_return").is_finite())
     return (
         joined.group_by("date")

@@ -52,9 +52,15 @@ def revenue_trend(quarterly: pl.DataFrame, quarters: int) -> pl.DataFrame:
     y = pl.when(pl.col("revenue") > 0).then(pl.col("revenue").log())
     t = pl.int_range(pl.len(), dtype=pl.Int64).over("symbol").cast(pl.Float64)
     q = q.with_columns(_y=y, _t=t, _ok=step_ok.cast(pl.Int32))
-    mean = {name: expr.rolling_mean(quarters).over("symbol") for name, expr in
-            (("my", pl.col("_y")), ("mt", pl.col("_t")), ("mty", pl.col("_t") * pl.col("_y")),
-             ("mtt", pl.col("_t") ** 2))}
+    mean = {
+        name: expr.rolling_mean(quarters).over("symbol")
+        for name, expr in (
+            ("my", pl.col("_y")),
+            ("mt", pl.col("_t")),
+            ("mty", pl.col("_t") * pl.col("_y")),
+            ("mtt", pl.col("_t") ** 2),
+        )
+    }
     slope = (mean["mty"] - mean["mt"] * mean["my"]) / (mean["mtt"] - mean["mt"] ** 2)
     contiguous = pl.col("_ok").rolling_sum(quarters - 1).over("symbol") == quarters - 1
     return q.with_columns(revenue_trend=pl.when(contiguous).then(4.0 * slope)).drop("_y", "_t", "_ok")
@@ -95,9 +101,16 @@ class FundamentalAgent:
         """Point-in-time (date, symbol, sector, eps_growth, revenue_trend, accruals_quality, cash_flow_yield,
         report_age_days) on the requested dates (decimals; see the module docstring)."""
         keys = decision_keys(data, dates)
-        schema = {"date": pl.Date, "symbol": pl.String, "sector": pl.String, "eps_growth": pl.Float64,
-                  "revenue_trend": pl.Float64, "accruals_quality": pl.Float64, "cash_flow_yield": pl.Float64,
-                  "report_age_days": pl.Int64}
+        schema = {
+            "date": pl.Date,
+            "symbol": pl.String,
+            "sector": pl.String,
+            "eps_growth": pl.Float64,
+            "revenue_trend": pl.Float64,
+            "accruals_quality": pl.Float64,
+            "cash_flow_yield": pl.Float64,
+            "report_age_days": pl.Int64,
+        }
         if keys.height == 0:
             return pl.DataFrame(schema=schema)
         bars = data.bars.filter(pl.col("date") <= keys.get_column("date").max())
@@ -106,8 +119,12 @@ class FundamentalAgent:
             return pl.DataFrame(schema=schema)
         quarterly = revenue_trend(quarterly, self.trend_quarters).sort("known_at", "symbol")
         # market value at D = raw close x report shares x splits since the period end
-        market_value = (pl.col("close") * pl.col("shares_outstanding").cast(pl.Float64) * pl.col("split_index")
-                        / pl.col("split_index_right"))
+        market_value = (
+            pl.col("close")
+            * pl.col("shares_outstanding").cast(pl.Float64)
+            * pl.col("split_index")
+            / pl.col("split_index_right")
+        )
         prev = pl.col("ttm_eps_o_prev")
         return (
             accounts_asof(keys, quarterly)
@@ -148,14 +165,22 @@ class FundamentalAgent:
         h = self.horizon_days
         stale = (pl.col("report_age_days") - self.stale_after_days).clip(lower_bound=0) / 180.0
         codes = [
-            pl.when(pl.col("z_eps_growth") > 1.0).then(pl.lit("EPS_GROWTH_STRONG"))
-            .when(pl.col("eps_growth") < 0).then(pl.lit("EPS_DECLINING")),
-            pl.when(pl.col("z_revenue_trend") > 1.0).then(pl.lit("REVENUE_GROWING"))
-            .when(pl.col("revenue_trend") < 0).then(pl.lit("REVENUE_SHRINKING")),
-            pl.when(pl.col("z_accruals_quality") > 1.0).then(pl.lit("CASH_EARNINGS_STRONG"))
-            .when(pl.col("z_accruals_quality") < -1.0).then(pl.lit("HIGH_ACCRUALS")),
-            pl.when(pl.col("z_cash_flow_yield") > 1.0).then(pl.lit("HIGH_CASH_FLOW_YIELD"))
-            .when(pl.col("cash_flow_yield") < 0).then(pl.lit("NEGATIVE_CASH_FLOW")),
+            pl.when(pl.col("z_eps_growth") > 1.0)
+            .then(pl.lit("EPS_GROWTH_STRONG"))
+            .when(pl.col("eps_growth") < 0)
+            .then(pl.lit("EPS_DECLINING")),
+            pl.when(pl.col("z_revenue_trend") > 1.0)
+            .then(pl.lit("REVENUE_GROWING"))
+            .when(pl.col("revenue_trend") < 0)
+            .then(pl.lit("REVENUE_SHRINKING")),
+            pl.when(pl.col("z_accruals_quality") > 1.0)
+            .then(pl.lit("CASH_EARNINGS_STRONG"))
+            .when(pl.col("z_accruals_quality") < -1.0)
+            .then(pl.lit("HIGH_ACCRUALS")),
+            pl.when(pl.col("z_cash_flow_yield") > 1.0)
+            .then(pl.lit("HIGH_CASH_FLOW_YIELD"))
+            .when(pl.col("cash_flow_yield") < 0)
+            .then(pl.lit("NEGATIVE_CASH_FLOW")),
             pl.when(pl.col("report_age_days") > self.stale_after_days).then(pl.lit("STALE_REPORT")),
             pl.when(pl.col("z") > 0).then(pl.lit("QUALITY_HIGH")).otherwise(pl.lit("QUALITY_LOW")),
         ]

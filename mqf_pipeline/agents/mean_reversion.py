@@ -51,9 +51,16 @@ class MeanReversionAgent:
     min_names: int = 20
 
     def __post_init__(self) -> None:
-        check_positive(window=self.window, vol_window=self.vol_window, sigma_window=self.sigma_window,
-                       horizon_days=self.horizon_days, ic=self.ic, z_cap=self.z_cap, extreme=self.extreme,
-                       min_names=self.min_names)
+        check_positive(
+            window=self.window,
+            vol_window=self.vol_window,
+            sigma_window=self.sigma_window,
+            horizon_days=self.horizon_days,
+            ic=self.ic,
+            z_cap=self.z_cap,
+            extreme=self.extreme,
+            min_names=self.min_names,
+        )
 
     def signals(self, data: AgentData, dates: Sequence[dt.date]) -> pl.DataFrame:
         """Signal rows for ``dates``; symbols need ``max(window, vol_window, sigma_window)`` prior sessions."""

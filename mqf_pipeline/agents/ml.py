@@ -47,7 +47,16 @@ from mqf_pipeline.agents.stat_arb import refit_schedule
 from mqf_pipeline.agents.valuation import ValuationAgent, empty_signals, finish, uniform_score, universe_sectors
 
 PRICE_FEATURES: tuple[str, ...] = (
-    "ret_1", "ret_5", "ret_21", "ret_63", "mom_12_1", "vol_21", "vol_63", "volume_ratio", "rsi_14", "dist_high",
+    "ret_1",
+    "ret_5",
+    "ret_21",
+    "ret_63",
+    "mom_12_1",
+    "vol_21",
+    "vol_63",
+    "volume_ratio",
+    "rsi_14",
+    "dist_high",
 )
 FUNDAMENTAL_FEATURES: tuple[str, ...] = ("book_to_price", "earnings_yield")
 NEWS_FEATURES: tuple[str, ...] = ("news_score",)
@@ -179,8 +188,9 @@ class MLAgent:
         names = self.feature_names(data)
         if FUNDAMENTAL_FEATURES[0] in names and dates:
             ratios = ValuationAgent().ratios(data.until(until), dates)
-            frame = frame.join(ratios.select("date", "symbol", *FUNDAMENTAL_FEATURES), on=["date", "symbol"],
-                               how="left")
+            frame = frame.join(
+                ratios.select("date", "symbol", *FUNDAMENTAL_FEATURES), on=["date", "symbol"], how="left"
+            )
         if NEWS_FEATURES[0] in names and dates:
             news = SentimentAgent().scores(data.until(until), dates).select("date", "symbol", news_score="score")
             frame = frame.join(news, on=["date", "symbol"], how="left").with_columns(
@@ -218,10 +228,7 @@ class MLAgent:
             return None
         # a feature with fewer than two distinct finite values in the window (e.g. B/P before the first
         # reports are known) carries nothing and breaks sklearn's histogram binning: leave it out of this fit
-        features = [
-            f for f in features
-            if rows.select(pl.col(f).filter(pl.col(f).is_finite()).n_unique()).item() >= 2
-        ]
+        features = [f for f in features if rows.select(pl.col(f).filter(pl.col(f).is_finite()).n_unique()).item() >= 2]
         if not features:
             return None
         x = rows.select(features).to_numpy().astype(np.float64)
@@ -323,8 +330,10 @@ class MLAgent:
         codes = [
             pl.when(pl.col("mu") > 0).then(pl.lit("ML_LONG")).otherwise(pl.lit("ML_SHORT")),
             pl.when(pl.col("signal").abs() > 0.5).then(pl.lit("ML_STRONG")),
-            pl.when(pl.col("oos_ic").is_nan()).then(pl.lit("ML_NO_OOS_HISTORY"))
-            .when(pl.col("confidence") < 0.2).then(pl.lit("ML_OOS_IC_LOW")),
+            pl.when(pl.col("oos_ic").is_nan())
+            .then(pl.lit("ML_NO_OOS_HISTORY"))
+            .when(pl.col("confidence") < 0.2)
+            .then(pl.lit("ML_OOS_IC_LOW")),
             pl.format("ML_REFIT_{}", pl.col("refit_date").dt.strftime("%Y%m%d")),
         ]
         out = (

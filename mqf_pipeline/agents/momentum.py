@@ -59,8 +59,13 @@ class MomentumAgent:
     FEATURE_WINDOWS: ClassVar[tuple[int, int]] = (252, 21)
 
     def __post_init__(self) -> None:
-        check_positive(lookback=self.lookback, horizon_days=self.horizon_days, vol_window=self.vol_window,
-                       ic=self.ic, min_names=self.min_names)
+        check_positive(
+            lookback=self.lookback,
+            horizon_days=self.horizon_days,
+            vol_window=self.vol_window,
+            ic=self.ic,
+            min_names=self.min_names,
+        )
         if not 0 <= self.skip < self.lookback:
             raise ValueError(f"skip must be in [0, lookback), got {self.skip}")
 
@@ -91,11 +96,13 @@ class MomentumAgent:
             .with_columns(
                 mu=self.ic * pl.col("z") * pl.col("sigma"),
                 confidence=confidence(pl.col("signal"), pl.col("breadth"), pl.col("dens")),
-                reason_codes=reason_json([
-                    pl.format("MOM_12_1_Q{}", quintile(pl.col("z"))),
-                    pl.when(pl.col("z") >= SQRT3 * 0.8).then(pl.lit("MOM_12_1_TOP_DECILE")),
-                    pl.when(pl.col("z") <= -SQRT3 * 0.8).then(pl.lit("MOM_12_1_BOTTOM_DECILE")),
-                ]),
+                reason_codes=reason_json(
+                    [
+                        pl.format("MOM_12_1_Q{}", quintile(pl.col("z"))),
+                        pl.when(pl.col("z") >= SQRT3 * 0.8).then(pl.lit("MOM_12_1_TOP_DECILE")),
+                        pl.when(pl.col("z") <= -SQRT3 * 0.8).then(pl.lit("MOM_12_1_BOTTOM_DECILE")),
+                    ]
+                ),
             )
         )
         return to_signals(frame, self.name, self.horizon_days, dates)

@@ -159,9 +159,18 @@ PRESETS: dict[str, Preset] = {
             "institutional",
             "every agent: the planted-alpha families (momentum, news, value, ML) lead, risk keeps a voice",
             {
-                "momentum": 0.15, "ts_momentum": 0.05, "trend": 0.05, "mean_reversion": 0.05,
-                "volatility": 0.05, "defensive": 0.05, "risk": 0.10, "sentiment": 0.10,
-                "valuation": 0.10, "fundamental": 0.10, "stat_arb": 0.05, "ml": 0.15,
+                "momentum": 0.15,
+                "ts_momentum": 0.05,
+                "trend": 0.05,
+                "mean_reversion": 0.05,
+                "volatility": 0.05,
+                "defensive": 0.05,
+                "risk": 0.10,
+                "sentiment": 0.10,
+                "valuation": 0.10,
+                "fundamental": 0.10,
+                "stat_arb": 0.05,
+                "ml": 0.15,
             },
         ),
         Preset(
@@ -183,8 +192,14 @@ PRESETS: dict[str, Preset] = {
             "hybrid",
             "a balanced mix of price, news, value and ML signals",
             {
-                "momentum": 0.20, "sentiment": 0.20, "valuation": 0.20, "ml": 0.10,
-                "mean_reversion": 0.05, "defensive": 0.05, "trend": 0.10, "risk": 0.10,
+                "momentum": 0.20,
+                "sentiment": 0.20,
+                "valuation": 0.20,
+                "ml": 0.10,
+                "mean_reversion": 0.05,
+                "defensive": 0.05,
+                "trend": 0.10,
+                "risk": 0.10,
             },
         ),
     )
@@ -239,6 +254,12 @@ def run_agents(agents: Sequence[Agent], data: AgentData, dates: Sequence[dt.date
         if row is None:
             log.warning("agent %s produced no signals for %d date(s)", agent.name, len(dates))
         else:
-            log.info("agent %s: %d rows, %d dates, %d symbols, coverage %.1f%%", agent.name, row["rows"],
-                     row["dates"], row["symbols"], 100 * row["coverage"])
+            log.info(
+                "agent %s: %d rows, %d dates, %d symbols, coverage %.1f%%",
+                agent.name,
+                row["rows"],
+                row["dates"],
+                row["symbols"],
+                100 * row["coverage"],
+            )
     return result

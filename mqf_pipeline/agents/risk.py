@@ -86,8 +86,14 @@ class RiskAgent:
     min_names: int = 20
 
     def __post_init__(self) -> None:
-        check_positive(tail_window=self.tail_window, sigma_window=self.sigma_window, horizon_days=self.horizon_days,
-                       ic=self.ic, stress_level=self.stress_level, min_names=self.min_names)
+        check_positive(
+            tail_window=self.tail_window,
+            sigma_window=self.sigma_window,
+            horizon_days=self.horizon_days,
+            ic=self.ic,
+            stress_level=self.stress_level,
+            min_names=self.min_names,
+        )
         if not 0 < self.alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
         if not 2 < self.corr_short < self.corr_long:
@@ -129,11 +135,13 @@ class RiskAgent:
             .with_columns(
                 mu=self.ic * pl.col("z") * pl.col("sigma"),
                 confidence=confidence(pl.col("signal"), pl.col("breadth"), pl.col("dens")),
-                reason_codes=reason_json([
-                    pl.format("TAIL_ES_Q{}", quintile(pl.col("z_es"))),
-                    pl.when(pl.col("dcorr") > 0.1).then(pl.lit("CORR_TO_MARKET_RISING")),
-                    pl.when(pl.col("stress") >= 0.5).then(pl.lit("MARKET_CORR_STRESS")),
-                ]),
+                reason_codes=reason_json(
+                    [
+                        pl.format("TAIL_ES_Q{}", quintile(pl.col("z_es"))),
+                        pl.when(pl.col("dcorr") > 0.1).then(pl.lit("CORR_TO_MARKET_RISING")),
+                        pl.when(pl.col("stress") >= 0.5).then(pl.lit("MARKET_CORR_STRESS")),
+                    ]
+                ),
             )
         )
         return to_signals(frame, self.name, self.horizon_days, dates)

@@ -61,13 +61,19 @@ def daily_sentiment(headlines: pl.DataFrame, sessions: pl.Series) -> pl.DataFram
     headlines after the last session are dropped.
     """
     scored = score_headlines(headlines)
-    grid = pl.DataFrame({"date": sessions.cast(pl.Date)}).with_row_index("session").with_columns(
-        pl.col("session").cast(pl.Int64), key=pl.col("date")
+    grid = (
+        pl.DataFrame({"date": sessions.cast(pl.Date)})
+        .with_row_index("session")
+        .with_columns(pl.col("session").cast(pl.Int64), key=pl.col("date"))
     )
     return (
         scored.sort("date")
-        .join_asof(grid.select("key", "session", pl.col("date").alias("session_date")), left_on="date",
-                   right_on="key", strategy="forward")
+        .join_asof(
+            grid.select("key", "session", pl.col("date").alias("session_date")),
+            left_on="date",
+            right_on="key",
+            strategy="forward",
+        )
         .drop_nulls("session")
         .group_by("session", "session_date", "symbol")
         .agg(mean_compound=pl.col("compound").mean(), n_headlines=pl.len().cast(pl.Int64))
@@ -81,8 +87,10 @@ def decayed_sentiment(daily: pl.DataFrame, sessions: pl.Series, half_life: float
     last ``lookback`` sessions, ``score = sum_k w_k * mean_compound_k`` and ``weight = sum_k w_k *
     n_headlines_k`` with ``w_k = 0.5 ** (age_k / half_life)``; ``n_recent``/``n_today`` count headlines."""
     ages = pl.DataFrame({"age": list(range(lookback))}, schema={"age": pl.Int64})
-    grid = pl.DataFrame({"date": sessions.cast(pl.Date)}).with_row_index("target").with_columns(
-        pl.col("target").cast(pl.Int64)
+    grid = (
+        pl.DataFrame({"date": sessions.cast(pl.Date)})
+        .with_row_index("target")
+        .with_columns(pl.col("target").cast(pl.Int64))
     )
     w = pl.lit(0.5) ** (pl.col("age").cast(pl.Float64) / half_life)
     return (
@@ -139,8 +147,16 @@ class SentimentAgent:
         """(date, symbol, score, weight, n_recent, n_today) on the requested dates, from headlines dated <= date."""
         wanted = pl.Series("date", list(dates), dtype=pl.Date)
         if len(wanted) == 0 or data.headlines.height == 0 or data.bars.height == 0:
-            return pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, "score": pl.Float64,
-                                        "weight": pl.Float64, "n_recent": pl.Int64, "n_today": pl.Int64})
+            return pl.DataFrame(
+                schema={
+                    "date": pl.Date,
+                    "symbol": pl.String,
+                    "score": pl.Float64,
+                    "weight": pl.Float64,
+                    "n_recent": pl.Int64,
+                    "n_today": pl.Int64,
+                }
+            )
         last = wanted.max()
         sessions = data.bars.filter(pl.col("date") <= last).get_column("date").unique().sort()
         headlines = data.headlines.filter(pl.col("date") <= last)
@@ -159,7 +175,10 @@ class SentimentAgent:
         vol = daily_vol(data.bars.filter(pl.col("date") <= scores.get_column("date").max()), self.vol_lookback)
         x = pl.col("score") / self.score_scale
         codes = [
-            pl.when(x > 0.5).then(pl.lit("NEWS_POSITIVE")).when(x < -0.5).then(pl.lit("NEWS_NEGATIVE"))
+            pl.when(x > 0.5)
+            .then(pl.lit("NEWS_POSITIVE"))
+            .when(x < -0.5)
+            .then(pl.lit("NEWS_NEGATIVE"))
             .otherwise(pl.lit("NEWS_NEUTRAL")),
             pl.when(pl.col("n_today") > 0).then(pl.lit("NEWS_TODAY")).otherwise(pl.lit("NEWS_RECENT")),
             pl.when(pl.col("n_recent") >= 3).then(pl.lit("NEWS_HEAVY_FLOW")),

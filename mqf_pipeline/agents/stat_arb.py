@@ -62,9 +62,7 @@ def refit_schedule(sessions: Sequence[dt.date] | pl.Series, dates: Sequence[dt.d
         return pl.DataFrame(schema={"date": pl.Date, "refit_date": pl.Date})
     anchor = np.datetime64(SCHEDULE_ANCHOR, "D")
     block = np.busday_count(anchor, sess.to_numpy().astype("datetime64[D]")) // every
-    frame = pl.DataFrame({"date": sess, "block": block}).with_columns(
-        refit_date=pl.col("date").min().over("block")
-    )
+    frame = pl.DataFrame({"date": sess, "block": block}).with_columns(refit_date=pl.col("date").min().over("block"))
     wanted = pl.Series("d", list(dates), dtype=pl.Date)
     return frame.filter(pl.col("date").is_in(wanted.implode())).select("date", "refit_date").sort("date")
 
@@ -165,8 +163,11 @@ class StatArbAgent:
             return pl.DataFrame(schema=_PAIR_SCHEMA)
         logp, symbols = panel
         sectors = universe_sectors(data.universe)
-        sector_of = dict(zip(sectors.get_column("symbol").to_list(), sectors.get_column("sector").to_list(),
-                             strict=True)) if sectors.height else dict.fromkeys(symbols, "UNKNOWN")
+        sector_of = (
+            dict(zip(sectors.get_column("symbol").to_list(), sectors.get_column("sector").to_list(), strict=True))
+            if sectors.height
+            else dict.fromkeys(symbols, "UNKNOWN")
+        )
         rets = np.diff(logp, axis=0)
         candidates: set[tuple[int, int]] = set()
         corr_of: dict[tuple[int, int], float] = {}
@@ -216,8 +217,21 @@ class StatArbAgent:
             half_life = math.log(0.5) / math.log(phi)
             if half_life > self.max_half_life:
                 continue
-            rows.append((symbols[a], symbols[b], sector_of.get(symbols[a], "UNKNOWN"), float(alpha), float(beta),
-                         mean, sd, phi, half_life, pvalue, corr_of[(a, b)]))
+            rows.append(
+                (
+                    symbols[a],
+                    symbols[b],
+                    sector_of.get(symbols[a], "UNKNOWN"),
+                    float(alpha),
+                    float(beta),
+                    mean,
+                    sd,
+                    phi,
+                    half_life,
+                    pvalue,
+                    corr_of[(a, b)],
+                )
+            )
         rows.sort(key=lambda r: (r[9], r[0], r[1]))
         used: dict[str, int] = {}
         kept = []
@@ -254,15 +268,20 @@ class StatArbAgent:
             )
             .filter(pl.col("z").abs() <= self.z_stop)
             .with_columns(
-                mu_a=-self.shrink * (1.0 - pl.col("phi") ** h) * pl.col("z") * pl.col("spread_sd")
+                mu_a=-self.shrink
+                * (1.0 - pl.col("phi") ** h)
+                * pl.col("z")
+                * pl.col("spread_sd")
                 / (1.0 + pl.col("beta")),
                 quality=(1.0 - pl.col("pvalue") / self.max_pvalue).clip(0.0, 1.0),
             )
         )
-        legs = pl.concat([
-            spread.select("date", symbol="leg_a", mu_leg="mu_a", z_leg=-pl.col("z"), quality="quality"),
-            spread.select("date", symbol="leg_b", mu_leg=-pl.col("mu_a"), z_leg=pl.col("z"), quality="quality"),
-        ])
+        legs = pl.concat(
+            [
+                spread.select("date", symbol="leg_a", mu_leg="mu_a", z_leg=-pl.col("z"), quality="quality"),
+                spread.select("date", symbol="leg_b", mu_leg=-pl.col("mu_a"), z_leg=pl.col("z"), quality="quality"),
+            ]
+        )
         per_symbol = legs.group_by("date", "symbol").agg(
             mu=pl.col("mu_leg").mean(),
             z_mean=pl.col("z_leg").mean(),
@@ -272,8 +291,10 @@ class StatArbAgent:
         vol = daily_vol(bars, self.vol_lookback)
         codes = [
             pl.when(pl.col("mu") > 0).then(pl.lit("PAIR_LONG_LEG")).otherwise(pl.lit("PAIR_SHORT_LEG")),
-            pl.when(pl.col("z_mean").abs() >= 2.0).then(pl.lit("PAIR_SPREAD_WIDE"))
-            .when(pl.col("z_mean").abs() < 0.5).then(pl.lit("PAIR_SPREAD_NEAR_MEAN")),
+            pl.when(pl.col("z_mean").abs() >= 2.0)
+            .then(pl.lit("PAIR_SPREAD_WIDE"))
+            .when(pl.col("z_mean").abs() < 0.5)
+            .then(pl.lit("PAIR_SPREAD_NEAR_MEAN")),
             pl.when(pl.col("n_pairs") > 1).then(pl.lit("PAIR_MULTIPLE")),
         ]
         out = (

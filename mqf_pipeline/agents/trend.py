@@ -61,8 +61,9 @@ class TrendAgent:
     z_cap: float = 3.0
 
     def __post_init__(self) -> None:
-        check_positive(fast=self.fast, vol_window=self.vol_window, horizon_days=self.horizon_days, ic=self.ic,
-                       z_cap=self.z_cap)
+        check_positive(
+            fast=self.fast, vol_window=self.vol_window, horizon_days=self.horizon_days, ic=self.ic, z_cap=self.z_cap
+        )
         if not self.slow > self.fast > 1:
             raise ValueError(f"need slow > fast > 1, got fast={self.fast}, slow={self.slow}")
         if self.slope_window < 4:
@@ -102,18 +103,20 @@ class TrendAgent:
             .with_columns(
                 mu=self.ic * pl.col("z") * pl.col("sigma"),
                 confidence=confidence(pl.col("signal"), pl.col("dens")),
-                reason_codes=reason_json([
-                    pl.when(px > pl.col("sma_f"))
-                    .then(pl.lit(f"PRICE_ABOVE_SMA{self.fast}"))
-                    .otherwise(pl.lit(f"PRICE_BELOW_SMA{self.fast}")),
-                    pl.when(pl.col("sma_f") > pl.col("sma_s"))
-                    .then(pl.lit(f"SMA{self.fast}_ABOVE_SMA{self.slow}"))
-                    .otherwise(pl.lit(f"SMA{self.fast}_BELOW_SMA{self.slow}")),
-                    pl.when(pl.col("t") > 2)
-                    .then(pl.lit("SLOPE_T_GT_2"))
-                    .when(pl.col("t") < -2)
-                    .then(pl.lit("SLOPE_T_LT_-2")),
-                ]),
+                reason_codes=reason_json(
+                    [
+                        pl.when(px > pl.col("sma_f"))
+                        .then(pl.lit(f"PRICE_ABOVE_SMA{self.fast}"))
+                        .otherwise(pl.lit(f"PRICE_BELOW_SMA{self.fast}")),
+                        pl.when(pl.col("sma_f") > pl.col("sma_s"))
+                        .then(pl.lit(f"SMA{self.fast}_ABOVE_SMA{self.slow}"))
+                        .otherwise(pl.lit(f"SMA{self.fast}_BELOW_SMA{self.slow}")),
+                        pl.when(pl.col("t") > 2)
+                        .then(pl.lit("SLOPE_T_GT_2"))
+                        .when(pl.col("t") < -2)
+                        .then(pl.lit("SLOPE_T_LT_-2")),
+                    ]
+                ),
             )
         )
         return to_signals(frame, self.name, self.horizon_days, dates)

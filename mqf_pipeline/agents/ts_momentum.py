@@ -63,8 +63,13 @@ class TimeSeriesMomentumAgent:
     ic: float = 0.03
 
     def __post_init__(self) -> None:
-        check_positive(lookback=self.lookback, vol_window=self.vol_window, horizon_days=self.horizon_days,
-                       target_vol=self.target_vol, ic=self.ic)
+        check_positive(
+            lookback=self.lookback,
+            vol_window=self.vol_window,
+            horizon_days=self.horizon_days,
+            target_vol=self.target_vol,
+            ic=self.ic,
+        )
 
     def signals(self, data: AgentData, dates: Sequence[dt.date]) -> pl.DataFrame:
         """Signal rows for ``dates``; symbols need ``lookback`` prior sessions."""
@@ -94,15 +99,17 @@ class TimeSeriesMomentumAgent:
                 signal=pl.col("direction") * pl.col("scale"),
                 mu=self.ic * pl.col("direction") * pl.col("sigma"),
                 confidence=confidence(pl.col("t").abs().tanh(), pl.col("dens")),
-                reason_codes=reason_json([
-                    pl.when(pl.col("direction") > 0)
-                    .then(pl.lit("TSMOM_LONG"))
-                    .when(pl.col("direction") < 0)
-                    .then(pl.lit("TSMOM_SHORT"))
-                    .otherwise(pl.lit("TSMOM_FLAT")),
-                    pl.when(pl.col("scale") < 1).then(pl.lit("TSMOM_VOL_SCALED")),
-                    pl.when(pl.col("t").abs() < 0.5).then(pl.lit("TSMOM_WEAK_TREND")),
-                ]),
+                reason_codes=reason_json(
+                    [
+                        pl.when(pl.col("direction") > 0)
+                        .then(pl.lit("TSMOM_LONG"))
+                        .when(pl.col("direction") < 0)
+                        .then(pl.lit("TSMOM_SHORT"))
+                        .otherwise(pl.lit("TSMOM_FLAT")),
+                        pl.when(pl.col("scale") < 1).then(pl.lit("TSMOM_VOL_SCALED")),
+                        pl.when(pl.col("t").abs() < 0.5).then(pl.lit("TSMOM_WEAK_TREND")),
+                    ]
+                ),
             )
         )
         return to_signals(frame, self.name, self.horizon_days, dates)

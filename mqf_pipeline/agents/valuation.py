@@ -97,8 +97,17 @@ def quarterly_accounts(fundamentals: pl.DataFrame, splits: pl.DataFrame) -> pl.D
     (``*_prev``, null unless the year-earlier window is also complete). A restated quarter keeps
     its first report.
     """
-    cols = ["symbol", "fiscal_period_end", "report_date", "eps", "book_value_per_share", "revenue",
-            "operating_cash_flow", "dividend_per_share", "shares_outstanding"]
+    cols = [
+        "symbol",
+        "fiscal_period_end",
+        "report_date",
+        "eps",
+        "book_value_per_share",
+        "revenue",
+        "operating_cash_flow",
+        "dividend_per_share",
+        "shares_outstanding",
+    ]
     if fundamentals.height == 0 or any(c not in fundamentals.columns for c in cols):
         return pl.DataFrame(schema={"symbol": pl.String, "fiscal_period_end": pl.Date, "known_at": pl.Date})
     q = (
@@ -106,7 +115,11 @@ def quarterly_accounts(fundamentals: pl.DataFrame, splits: pl.DataFrame) -> pl.D
         .sort("symbol", "fiscal_period_end", "report_date")
         .unique(["symbol", "fiscal_period_end"], keep="first", maintain_order=True)
         .join_asof(
-            splits.sort("date"), left_on="fiscal_period_end", right_on="date", by="symbol", strategy="backward",
+            splits.sort("date"),
+            left_on="fiscal_period_end",
+            right_on="date",
+            by="symbol",
+            strategy="backward",
             check_sortedness=False,  # sorted within each symbol, which is what by-group asof needs
         )
         .drop("date")
@@ -122,8 +135,13 @@ def quarterly_accounts(fundamentals: pl.DataFrame, splits: pl.DataFrame) -> pl.D
     fpe = pl.col("fiscal_period_end")
     ttm_ok = _span_ok((fpe - fpe.shift(3)).dt.total_days().over("symbol"), TTM_SPAN_DAYS)
     yoy_ok = _span_ok((fpe - fpe.shift(4)).dt.total_days().over("symbol"), YOY_SPAN_DAYS)
-    ttm = {"ttm_eps_o": "eps_o", "ttm_dps_o": "dps_o", "ttm_earnings": "earnings", "ttm_revenue": "revenue",
-           "ttm_ocf": "operating_cash_flow"}
+    ttm = {
+        "ttm_eps_o": "eps_o",
+        "ttm_dps_o": "dps_o",
+        "ttm_earnings": "earnings",
+        "ttm_revenue": "revenue",
+        "ttm_ocf": "operating_cash_flow",
+    }
     q = q.with_columns(
         [pl.when(ttm_ok).then(pl.col(src).rolling_sum(4).over("symbol")).alias(dst) for dst, src in ttm.items()]
     ).with_columns(
@@ -139,7 +157,12 @@ def accounts_asof(keys: pl.DataFrame, quarterly: pl.DataFrame) -> pl.DataFrame:
     if quarterly.height == 0:
         return keys.with_columns(known_at=pl.lit(None, pl.Date))
     return keys.sort("date").join_asof(
-        quarterly, left_on="date", right_on="known_at", by="symbol", strategy="backward", coalesce=False,
+        quarterly,
+        left_on="date",
+        right_on="known_at",
+        by="symbol",
+        strategy="backward",
+        coalesce=False,
         check_sortedness=False,  # both sides are sorted by their date within each symbol
     )
 
@@ -222,9 +245,17 @@ class ValuationAgent:
         quarterly = quarterly_accounts(data.fundamentals, split_index(bars))
         if keys.height == 0 or quarterly.height == 0:
             return pl.DataFrame(
-                schema={"date": pl.Date, "symbol": pl.String, "sector": pl.String, "book_to_price": pl.Float64,
-                        "earnings_yield": pl.Float64, "dividend_yield": pl.Float64, "pe": pl.Float64,
-                        "pb": pl.Float64, "report_age_days": pl.Int64}
+                schema={
+                    "date": pl.Date,
+                    "symbol": pl.String,
+                    "sector": pl.String,
+                    "book_to_price": pl.Float64,
+                    "earnings_yield": pl.Float64,
+                    "dividend_yield": pl.Float64,
+                    "pe": pl.Float64,
+                    "pb": pl.Float64,
+                    "report_age_days": pl.Int64,
+                }
             )
         price = pl.col("close") * pl.col("split_index")  # price per first-bar share: matches the *_o figures
         return (
@@ -241,8 +272,17 @@ class ValuationAgent:
                 pe=pl.when(pl.col("earnings_yield") > 0).then(1.0 / pl.col("earnings_yield")),
                 pb=pl.when(pl.col("book_to_price") > 0).then(1.0 / pl.col("book_to_price")),
             )
-            .select("date", "symbol", "sector", "book_to_price", "earnings_yield", "dividend_yield", "pe", "pb",
-                    "report_age_days")
+            .select(
+                "date",
+                "symbol",
+                "sector",
+                "book_to_price",
+                "earnings_yield",
+                "dividend_yield",
+                "pe",
+                "pb",
+                "report_age_days",
+            )
             .sort("date", "symbol")
         )
 
@@ -269,13 +309,20 @@ class ValuationAgent:
         h = self.horizon_days
         stale = (pl.col("report_age_days") - self.stale_after_days).clip(lower_bound=0) / 180.0
         codes = [
-            pl.when(pl.col("z_bp") > 1.0).then(pl.lit("HIGH_BOOK_TO_PRICE"))
-            .when(pl.col("z_bp") < -1.0).then(pl.lit("LOW_BOOK_TO_PRICE")),
-            pl.when(pl.col("earnings_yield") <= 0).then(pl.lit("NEGATIVE_EARNINGS"))
-            .when(pl.col("z_ep") > 1.0).then(pl.lit("HIGH_EARNINGS_YIELD"))
-            .when(pl.col("z_ep") < -1.0).then(pl.lit("LOW_EARNINGS_YIELD")),
-            pl.when(pl.col("dividend_yield") <= 0).then(pl.lit("NO_DIVIDEND"))
-            .when(pl.col("z_dy") > 1.0).then(pl.lit("HIGH_DIVIDEND_YIELD")),
+            pl.when(pl.col("z_bp") > 1.0)
+            .then(pl.lit("HIGH_BOOK_TO_PRICE"))
+            .when(pl.col("z_bp") < -1.0)
+            .then(pl.lit("LOW_BOOK_TO_PRICE")),
+            pl.when(pl.col("earnings_yield") <= 0)
+            .then(pl.lit("NEGATIVE_EARNINGS"))
+            .when(pl.col("z_ep") > 1.0)
+            .then(pl.lit("HIGH_EARNINGS_YIELD"))
+            .when(pl.col("z_ep") < -1.0)
+            .then(pl.lit("LOW_EARNINGS_YIELD")),
+            pl.when(pl.col("dividend_yield") <= 0)
+            .then(pl.lit("NO_DIVIDEND"))
+            .when(pl.col("z_dy") > 1.0)
+            .then(pl.lit("HIGH_DIVIDEND_YIELD")),
             pl.when(pl.col("report_age_days") > self.stale_after_days).then(pl.lit("STALE_REPORT")),
             pl.when(pl.col("z") > 0).then(pl.lit("VALUE_CHEAP")).otherwise(pl.lit("VALUE_RICH")),
         ]

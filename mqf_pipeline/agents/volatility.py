@@ -52,8 +52,14 @@ class VolatilityAgent:
     high_vov: float = 0.5
 
     def __post_init__(self) -> None:
-        check_positive(short=self.short, sigma_window=self.sigma_window, horizon_days=self.horizon_days,
-                       ic=self.ic, z_cap=self.z_cap, high_vov=self.high_vov)
+        check_positive(
+            short=self.short,
+            sigma_window=self.sigma_window,
+            horizon_days=self.horizon_days,
+            ic=self.ic,
+            z_cap=self.z_cap,
+            high_vov=self.high_vov,
+        )
         if not self.long > self.short:
             raise ValueError(f"long ({self.long}) must exceed short ({self.short})")
 
@@ -83,14 +89,16 @@ class VolatilityAgent:
             .with_columns(
                 mu=self.ic * pl.col("z") * pl.col("sigma"),
                 confidence=confidence(pl.col("signal"), pl.col("dens"), (-pl.col("vov")).exp()),
-                reason_codes=reason_json([
-                    pl.when(pl.col("x") > 1)
-                    .then(pl.lit("VOL_EXPANDING"))
-                    .when(pl.col("x") < -1)
-                    .then(pl.lit("VOL_COMPRESSING"))
-                    .otherwise(pl.lit("VOL_STABLE")),
-                    pl.when(pl.col("vov") > self.high_vov).then(pl.lit("VOL_OF_VOL_HIGH")),
-                ]),
+                reason_codes=reason_json(
+                    [
+                        pl.when(pl.col("x") > 1)
+                        .then(pl.lit("VOL_EXPANDING"))
+                        .when(pl.col("x") < -1)
+                        .then(pl.lit("VOL_COMPRESSING"))
+                        .otherwise(pl.lit("VOL_STABLE")),
+                        pl.when(pl.col("vov") > self.high_vov).then(pl.lit("VOL_OF_VOL_HIGH")),
+                    ]
+                ),
             )
         )
         return to_signals(frame, self.name, self.horizon_days, dates)

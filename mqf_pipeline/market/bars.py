@@ -30,7 +30,14 @@ BARS_SCHEMA: dict[str, pl.DataType] = {
 
 #: Columns a provider must supply; ``spread_bps`` may be absent (filled with null).
 REQUIRED_BAR_COLUMNS: tuple[str, ...] = (
-    "date", "symbol", "open", "high", "low", "close", "adjusted_close", "volume",
+    "date",
+    "symbol",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adjusted_close",
+    "volume",
 )
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adjusted_close")
 

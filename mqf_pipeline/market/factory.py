@@ -38,10 +38,10 @@ def build_provider(name: str, settings: Settings) -> MarketDataProvider:
 def build_router(settings: Settings) -> DataRouter:
     """The router over the mode's bar and macro providers, in configured priority order."""
     mode = settings.fund.mode
-    names = list(dict.fromkeys([*settings.providers.priority.get(mode, []),
-                                *settings.providers.macro_priority.get(mode, [])]))
+    names = list(
+        dict.fromkeys([*settings.providers.priority.get(mode, []), *settings.providers.macro_priority.get(mode, [])])
+    )
     if not names:
         raise ValueError(f"no providers configured for mode {mode.value!r} (configs/providers.yaml priority)")
     router_settings = settings.providers.router.model_copy(update={"priority": tuple(names)})
-    return DataRouter([build_provider(n, settings) for n in names], router_settings,
-                      rng_seed=settings.simulator.seed)
+    return DataRouter([build_provider(n, settings) for n in names], router_settings, rng_seed=settings.simulator.seed)

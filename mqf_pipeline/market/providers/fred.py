@@ -157,8 +157,9 @@ class FredProvider(HttpTransport, UnsupportedCapability):
 
             def ok_log(n_rows: int, note: str | None, fred_id: str = fred_id, t0: float = t0) -> RequestLog:
                 ms = (time.perf_counter() - t0) * 1000.0
-                return RequestLog(self.name, ENDPOINT, (fred_id,), start, end, "ok", 200, len(fred.calls), ms,
-                                  n_rows, note)
+                return RequestLog(
+                    self.name, ENDPOINT, (fred_id,), start, end, "ok", 200, len(fred.calls), ms, n_rows, note
+                )
 
             try:
                 obs = fred.get_series(fred_id, observation_start=start.isoformat(), observation_end=end.isoformat())
