@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,17 @@ def run_job(
     return RunOutcome(job, result.run_id, result.success, time.monotonic() - began, partitions, failed)
 
 
+def dagster_executable() -> str:
+    """The ``dagster`` CLI of this environment: beside the running interpreter (works without an activated
+    venv, e.g. ``.venv/bin/mqf ui``), else on PATH."""
+    beside = Path(sys.executable).parent / "dagster"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("dagster")
+    if found is None:
+        raise FileNotFoundError("the dagster CLI is not installed in this environment (bash scripts/install.sh)")
+    return found
+
+
 def dagster_dev_command(workspace: Path, host: str, port: int) -> list[str]:
-    exe = shutil.which("dagster") or "dagster"
-    return [exe, "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    return [dagster_executable(), "dev", "-w", str(workspace), "-h", host, "-p", str(port)]

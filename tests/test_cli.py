@@ -77,3 +77,12 @@ def test_backfill_runs_through_the_instance(config_dir):
         ["backfill", "--start", "2024-01-02", "--end", "2024-01-05", "--only-missing", "--config-dir", str(config_dir)],
     )
     assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_ui_command_finds_dagster_beside_the_interpreter(monkeypatch):
+    """`.venv/bin/mqf ui` must work without an activated venv (dagster not on PATH)."""
+    from mqf_cli.runner import dagster_dev_command
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    cmd = dagster_dev_command(Path("workspace.yaml"), "127.0.0.1", 3000)
+    assert Path(cmd[0]).is_file() and cmd[1:] == ["dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", "3000"]
