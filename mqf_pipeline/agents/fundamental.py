@@ -30,13 +30,12 @@ from mqf_pipeline.agents.base import AgentData, reason_json
 from mqf_pipeline.agents.valuation import (
     SQRT12,
     accounts_asof,
-    daily_vol,
     decision_keys,
     empty_signals,
     finish,
     quarterly_accounts,
     split_index,
-    uniform_score,
+    weighted_composite,
 )
 
 #: Calendar-day span allowed per quarter step in the revenue-trend window.
@@ -150,18 +149,7 @@ class FundamentalAgent:
         by = ["date", "sector"] if self.sector_neutral else ["date"]
         names = ("eps_growth", "revenue_trend", "accruals_quality", "cash_flow_yield")
         parts = {f"z_{n}": (n, w) for n, w in zip(names, self.weights, strict=True)}
-        scored = metrics.with_columns([uniform_score(src, by).alias(dst) for dst, (src, _) in parts.items()])
-        num = pl.sum_horizontal([pl.col(dst).fill_null(0.0) * w for dst, (_, w) in parts.items()])
-        den = pl.sum_horizontal([pl.col(dst).is_not_null().cast(pl.Float64) * w for dst, (_, w) in parts.items()])
-        total = sum(self.weights)
-        vol = daily_vol(data.bars.filter(pl.col("date") <= metrics.get_column("date").max()), self.vol_lookback)
-        out = (
-            scored.with_columns(composite=pl.when(den > 0).then(num / den), coverage=den / total)
-            .filter(pl.col("composite").is_not_null())
-            .join(vol, on=["date", "symbol"], how="inner")
-            .filter(pl.col("vol_daily").is_not_null(), pl.len().over("date") >= self.min_names)
-            .with_columns(z=uniform_score("composite", by))
-        )
+        out = weighted_composite(metrics, parts, by, data.bars, self.vol_lookback, self.min_names)
         h = self.horizon_days
         stale = (pl.col("report_age_days") - self.stale_after_days).clip(lower_bound=0) / 180.0
         codes = [

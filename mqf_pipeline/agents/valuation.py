@@ -199,6 +199,32 @@ def finish(frame: pl.DataFrame, agent: str, horizon_days: int) -> pl.DataFrame:
     return validate_signals(agent, out.select(list(SIGNAL_SCHEMA)))
 
 
+def weighted_composite(
+    frame: pl.DataFrame,
+    parts: dict[str, tuple[str, float]],
+    by: list[str],
+    bars: pl.DataFrame,
+    vol_lookback: int,
+    min_names: int,
+) -> pl.DataFrame:
+    """``frame`` with each source column scored across ``by`` (``parts``: score column -> (source,
+    weight)), ``composite`` = weighted mean of the scores present, ``coverage`` = share of weight present,
+    joined to the daily volatility of ``bars``; dates with fewer than ``min_names`` names are dropped and
+    ``z`` is the composite re-scored across ``by``."""
+    scored = frame.with_columns([uniform_score(src, by).alias(dst) for dst, (src, _) in parts.items()])
+    num = pl.sum_horizontal([pl.col(dst).fill_null(0.0) * w for dst, (_, w) in parts.items()])
+    den = pl.sum_horizontal([pl.col(dst).is_not_null().cast(pl.Float64) * w for dst, (_, w) in parts.items()])
+    total = sum(w for _, w in parts.values())
+    vol = daily_vol(bars.filter(pl.col("date") <= frame.get_column("date").max()), vol_lookback)
+    return (
+        scored.with_columns(composite=pl.when(den > 0).then(num / den), coverage=den / total)
+        .filter(pl.col("composite").is_not_null())
+        .join(vol, on=["date", "symbol"], how="inner")
+        .filter(pl.col("vol_daily").is_not_null(), pl.len().over("date") >= min_names)
+        .with_columns(z=uniform_score("composite", by))
+    )
+
+
 class ValuationAgent:
     """Composite value rank of book/price, earnings/price (TTM) and dividend yield (TTM); horizon 21 sessions.
 
@@ -294,18 +320,7 @@ class ValuationAgent:
         by = ["date", "sector"] if self.sector_neutral else ["date"]
         w_bp, w_ep, w_dy = self.weights
         parts = {"z_bp": ("book_to_price", w_bp), "z_ep": ("earnings_yield", w_ep), "z_dy": ("dividend_yield", w_dy)}
-        scored = ratios.with_columns([uniform_score(src, by).alias(dst) for dst, (src, _) in parts.items()])
-        num = pl.sum_horizontal([pl.col(dst).fill_null(0.0) * w for dst, (_, w) in parts.items()])
-        den = pl.sum_horizontal([pl.col(dst).is_not_null().cast(pl.Float64) * w for dst, (_, w) in parts.items()])
-        total = sum(w for _, w in parts.values())
-        vol = daily_vol(data.bars.filter(pl.col("date") <= ratios.get_column("date").max()), self.vol_lookback)
-        out = (
-            scored.with_columns(composite=pl.when(den > 0).then(num / den), coverage=den / total)
-            .filter(pl.col("composite").is_not_null())
-            .join(vol, on=["date", "symbol"], how="inner")
-            .filter(pl.col("vol_daily").is_not_null(), pl.len().over("date") >= self.min_names)
-            .with_columns(z=uniform_score("composite", by))
-        )
+        out = weighted_composite(ratios, parts, by, data.bars, self.vol_lookback, self.min_names)
         h = self.horizon_days
         stale = (pl.col("report_age_days") - self.stale_after_days).clip(lower_bound=0) / 180.0
         codes = [
