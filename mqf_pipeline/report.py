@@ -10,7 +10,7 @@ from mqf_pipeline.storage.lake import Lake
 
 
 def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
-    """Key figures of the data layer at session ``latest``."""
+    """Key figures of the cycle at session ``latest``: data layer, features, regime, agent signals."""
     sessions = lake.partitions("price_history")
     key = latest.isoformat()
     quality = lake.read("data_quality", [key])
@@ -19,6 +19,8 @@ def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
     macro = lake.read("macro_series", [key])
     vix = macro.filter(pl.col("series_id") == "VIX").get_column("value").to_list()
     rate = macro.filter(pl.col("series_id") == "SHORT_RATE").get_column("value").to_list()
+    regime = lake.read("regime_history", [key])
+    outputs = lake.read("model_outputs", [key])
     return {
         "latest_session": key,
         "sessions_stored": len(sessions),
@@ -30,4 +32,13 @@ def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
         "eligible": int(elig.get_column("eligible").sum()) if elig.height else None,
         "vix_points": round(vix[0], 2) if vix and vix[0] is not None else None,
         "short_rate_pct": round(100 * rate[0], 3) if rate and rate[0] is not None else None,
+        "features": lake.read("features", [key]).height,
+        "regime": (
+            f"{regime.item(0, 'regime')} (p={regime.item(0, 'regime_prob'):.2f}, x{regime.item(0, 'risk_multiplier')})"
+            if regime.height
+            else None
+        ),
+        "agent_signals": (
+            f"{outputs.height} from {outputs.get_column('agent').n_unique()} agents" if outputs.height else None
+        ),
     }

@@ -75,3 +75,13 @@ def test_agent_signals_rerun_identical(deployment):
     assert before is not None
     assert run_market_data(config_dir, day, day, instance).success
     assert lake.stored_hash("model_outputs", day) == before
+
+
+def test_cycle_summary_reports_regime_and_signals(deployment):
+    from mqf_pipeline.report import market_data_summary
+
+    config_dir, _, _ = deployment
+    summary = market_data_summary(Lake(settings_for(config_dir).lake_root), SESSIONS[-1])
+    assert summary["symbols_scored"] == 12 and summary["features"] > 0
+    assert summary["regime"].split(" ")[0] in {"BULL_QUIET", "BULL_VOLATILE", "BEAR_QUIET", "BEAR_CRISIS"}
+    assert summary["agent_signals"].endswith("from 4 agents")
