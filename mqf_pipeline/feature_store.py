@@ -34,18 +34,18 @@ DEFAULT_BLOCK_SESSIONS = 63
 
 
 @lru_cache(maxsize=1)
-def _session_index() -> dict[dt.date, int]:
-    last = calendar.xnys().last_session.date()
-    return {d: i for i, d in enumerate(calendar.sessions(BLOCK_ORIGIN, last))}
+def _sessions() -> tuple[tuple[dt.date, ...], dict[dt.date, int]]:
+    """Every session from the origin to the calendar's end, and each one's position."""
+    days = tuple(calendar.sessions(BLOCK_ORIGIN, calendar.xnys().last_session.date()))
+    return days, {d: i for i, d in enumerate(days)}
 
 
 def block_start(day: dt.date, block_sessions: int) -> dt.date:
     """First session of ``day``'s block."""
-    index = _session_index()
+    days, index = _sessions()
     if day not in index:
         raise ValueError(f"{day} is not an XNYS session on or after {BLOCK_ORIGIN}")
-    first = (index[day] // block_sessions) * block_sessions
-    return calendar.sessions(BLOCK_ORIGIN, day)[first]
+    return days[(index[day] // block_sessions) * block_sessions]
 
 
 def usable_bars(lake: Lake, start: dt.date, end: dt.date) -> pl.DataFrame:
