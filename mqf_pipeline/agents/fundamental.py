@@ -20,19 +20,17 @@ cross-section, ``sigma`` the trailing daily volatility x sqrt(63).
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
 import polars as pl
 
-from mqf_pipeline.agents.base import AgentData, reason_json
+from mqf_pipeline.agents.base import AgentData
 from mqf_pipeline.agents.valuation import (
-    SQRT12,
     accounts_asof,
+    composite_signals,
     decision_keys,
     empty_signals,
-    finish,
     quarterly_accounts,
     split_index,
     weighted_composite,
@@ -150,8 +148,6 @@ class FundamentalAgent:
         names = ("eps_growth", "revenue_trend", "accruals_quality", "cash_flow_yield")
         parts = {f"z_{n}": (n, w) for n, w in zip(names, self.weights, strict=True)}
         out = weighted_composite(metrics, parts, by, data.bars, self.vol_lookback, self.min_names)
-        h = self.horizon_days
-        stale = (pl.col("report_age_days") - self.stale_after_days).clip(lower_bound=0) / 180.0
         codes = [
             pl.when(pl.col("z_eps_growth") > 1.0)
             .then(pl.lit("EPS_GROWTH_STRONG"))
@@ -172,10 +168,4 @@ class FundamentalAgent:
             pl.when(pl.col("report_age_days") > self.stale_after_days).then(pl.lit("STALE_REPORT")),
             pl.when(pl.col("z") > 0).then(pl.lit("QUALITY_HIGH")).otherwise(pl.lit("QUALITY_LOW")),
         ]
-        out = out.with_columns(
-            sigma=pl.col("vol_daily") * math.sqrt(h),
-            confidence=(pl.col("coverage") * (-stale).exp()).clip(0.0, 1.0),
-            signal=(pl.col("z") / SQRT12 * 2.0).clip(-1.0, 1.0),
-            reason_codes=reason_json(codes),
-        ).with_columns(mu=self.ic * pl.col("z") * pl.col("sigma"))
-        return finish(out, self.name, h)
+        return composite_signals(out, codes, self.name, self.ic, self.horizon_days, self.stale_after_days)

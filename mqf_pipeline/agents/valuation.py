@@ -225,6 +225,22 @@ def weighted_composite(
     )
 
 
+def composite_signals(
+    out: pl.DataFrame, codes: list[pl.Expr], agent: str, ic: float, horizon: int, stale_after_days: int
+) -> pl.DataFrame:
+    """Signal rows from :func:`weighted_composite` output: sigma = daily vol scaled to the horizon,
+    confidence = weight coverage decayed by report staleness (e-fold per 180 days past
+    ``stale_after_days``), signal = z rescaled to [-1, 1], mu = ic * z * sigma."""
+    stale = (pl.col("report_age_days") - stale_after_days).clip(lower_bound=0) / 180.0
+    out = out.with_columns(
+        sigma=pl.col("vol_daily") * math.sqrt(horizon),
+        confidence=(pl.col("coverage") * (-stale).exp()).clip(0.0, 1.0),
+        signal=(pl.col("z") / SQRT12 * 2.0).clip(-1.0, 1.0),
+        reason_codes=reason_json(codes),
+    ).with_columns(mu=ic * pl.col("z") * pl.col("sigma"))
+    return finish(out, agent, horizon)
+
+
 class ValuationAgent:
     """Composite value rank of book/price, earnings/price (TTM) and dividend yield (TTM); horizon 21 sessions.
 
@@ -321,8 +337,6 @@ class ValuationAgent:
         w_bp, w_ep, w_dy = self.weights
         parts = {"z_bp": ("book_to_price", w_bp), "z_ep": ("earnings_yield", w_ep), "z_dy": ("dividend_yield", w_dy)}
         out = weighted_composite(ratios, parts, by, data.bars, self.vol_lookback, self.min_names)
-        h = self.horizon_days
-        stale = (pl.col("report_age_days") - self.stale_after_days).clip(lower_bound=0) / 180.0
         codes = [
             pl.when(pl.col("z_bp") > 1.0)
             .then(pl.lit("HIGH_BOOK_TO_PRICE"))
@@ -341,10 +355,4 @@ class ValuationAgent:
             pl.when(pl.col("report_age_days") > self.stale_after_days).then(pl.lit("STALE_REPORT")),
             pl.when(pl.col("z") > 0).then(pl.lit("VALUE_CHEAP")).otherwise(pl.lit("VALUE_RICH")),
         ]
-        out = out.with_columns(
-            sigma=pl.col("vol_daily") * math.sqrt(h),
-            confidence=(pl.col("coverage") * (-stale).exp()).clip(0.0, 1.0),
-            signal=(pl.col("z") / SQRT12 * 2.0).clip(-1.0, 1.0),
-            reason_codes=reason_json(codes),
-        ).with_columns(mu=self.ic * pl.col("z") * pl.col("sigma"))
-        return finish(out, self.name, h)
+        return composite_signals(out, codes, self.name, self.ic, self.horizon_days, self.stale_after_days)
