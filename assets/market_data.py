@@ -25,52 +25,23 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+#: The tables the ingest step writes from the same provider calls, with their descriptions.
+INGEST_TABLES: dict[str, str] = {
+    "price_history": "Daily OHLCV bars per symbol and session (seed 000 price_history), "
+    "raw records archived with their sha256 in raw_hash.",
+    "corporate_actions": "Splits and cash dividends by ex-date.",
+    "fundamentals": "Quarterly fundamentals (EPS, book value, revenue, cash flow, dividends) by the session "
+    "they are first known (report_date): point-in-time.",
+    "news_headlines": "News headlines per symbol by the session they are first known.",
+    "ingestion_audit": "One row per session: what was requested, received, retried and written.",
+    "backfill_failures": "Symbol-sessions no provider could serve, with the providers tried.",
+}
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            "price_history",
-            group_name=GROUP,
-            code_version=INGEST_VERSION,
-            kinds={"parquet"},
-            description="Daily OHLCV bars per symbol and session (seed 000 price_history), "
-            "raw records archived with their sha256 in raw_hash.",
-        ),
-        dg.AssetSpec(
-            "corporate_actions",
-            group_name=GROUP,
-            code_version=INGEST_VERSION,
-            kinds={"parquet"},
-            description="Splits and cash dividends by ex-date.",
-        ),
-        dg.AssetSpec(
-            "fundamentals",
-            group_name=GROUP,
-            code_version=INGEST_VERSION,
-            kinds={"parquet"},
-            description="Quarterly fundamentals (EPS, book value, revenue, cash flow, dividends) by the session "
-            "they are first known (report_date): point-in-time.",
-        ),
-        dg.AssetSpec(
-            "news_headlines",
-            group_name=GROUP,
-            code_version=INGEST_VERSION,
-            kinds={"parquet"},
-            description="News headlines per symbol by the session they are first known.",
-        ),
-        dg.AssetSpec(
-            "ingestion_audit",
-            group_name=GROUP,
-            code_version=INGEST_VERSION,
-            kinds={"parquet"},
-            description="One row per session: what was requested, received, retried and written.",
-        ),
-        dg.AssetSpec(
-            "backfill_failures",
-            group_name=GROUP,
-            code_version=INGEST_VERSION,
-            kinds={"parquet"},
-            description="Symbol-sessions no provider could serve, with the providers tried.",
-        ),
+        dg.AssetSpec(key, group_name=GROUP, code_version=INGEST_VERSION, kinds={"parquet"}, description=text)
+        for key, text in INGEST_TABLES.items()
     ],
     partitions_def=TRADING_DAYS,
     backfill_policy=SINGLE_RUN,
