@@ -194,6 +194,50 @@ def status(config_dir: ConfigDirOpt = None) -> None:
     Console().print(table)
 
 
+kill_app = typer.Typer(help="The kill switch: while engaged, nothing creates orders (seed 000 section 12.2).")
+app.add_typer(kill_app, name="kill-switch")
+
+
+@kill_app.command("on")
+def kill_on(
+    reason: Annotated[str, typer.Option("--reason", help="why (shown in the UI and in every refusal)")],
+    config_dir: ConfigDirOpt = None,
+) -> None:
+    """Engage the kill switch: decisions become REJECT (KILL_SWITCH) and order steps refuse."""
+    from mqf_pipeline import kill_switch
+
+    settings = _settings(config_dir)
+    try:
+        state = kill_switch.engage(settings.kill_switch_path, reason)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"[bold red]{state.describe()}[/bold red]")
+
+
+@kill_app.command("off")
+def kill_off(config_dir: ConfigDirOpt = None) -> None:
+    """Release the kill switch (remove the file); the next cycle may create orders again."""
+    from mqf_pipeline import kill_switch
+
+    settings = _settings(config_dir)
+    was_on = kill_switch.release(settings.kill_switch_path)
+    note = "released" if was_on else "was not engaged"
+    console.print(f"kill switch {note} ({settings.kill_switch_path})")
+
+
+@kill_app.command("status")
+def kill_status(config_dir: ConfigDirOpt = None) -> None:
+    """Show whether the kill switch is engaged; exit code 1 when it is (for scripts)."""
+    from mqf_pipeline import kill_switch
+
+    settings = _settings(config_dir)
+    state = kill_switch.status(settings.kill_switch_path)
+    Console().print(state.describe(), style="bold red" if state.active else "green", markup=False)
+    if state.active:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())
 

@@ -1,7 +1,8 @@
-"""Dagster resources: the outside world (settings, storage, market data)."""
+"""Dagster resources: the outside world (settings, storage, market data, kill switch)."""
 
+from resources.kill_switch import KillSwitchResource
 from resources.market_data import MarketDataResource
 from resources.settings import SettingsResource
 from resources.storage import StorageResource
 
-__all__ = ["MarketDataResource", "SettingsResource", "StorageResource"]
+__all__ = ["KillSwitchResource", "MarketDataResource", "SettingsResource", "StorageResource"]

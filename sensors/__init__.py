@@ -1,2 +1,5 @@
-"""Sensors: react to events. The data layer has none yet; later stages add the kill-switch
-and emergency-rebalance sensors here."""
+"""Sensors: the kill switch."""
+
+from sensors.kill_switch import kill_switch_sensor
+
+__all__ = ["kill_switch_sensor"]

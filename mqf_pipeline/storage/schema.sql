@@ -47,6 +47,9 @@ CREATE TABLE decisions (
     data_quality_score DOUBLE,
     provider_confidence DOUBLE,
     metadata_json VARCHAR,
+    date DATE NOT NULL,                -- extra: the session decided (the lake partition)
+    agent_results_json VARCHAR,        -- extra: audit field agent_results (per agent mu, sigma, confidence, weight)
+    risk_checks_json VARCHAR,          -- extra: audit field risk_checks (each rule's value and limit)
     UNIQUE (cycle_id, symbol)
 );
 
@@ -74,6 +77,7 @@ CREATE TABLE audit_log (
     message VARCHAR NOT NULL,
     payload_json VARCHAR,
     event_key VARCHAR NOT NULL,        -- extra: natural key of the event (e.g. symbol + decision), unique per cycle
+    date DATE NOT NULL,                -- extra: the session of the cycle (the lake partition)
     UNIQUE (cycle_id, component, event_key)
 );
 
@@ -255,6 +259,63 @@ CREATE TABLE macro_series (           -- extra table: macro inputs (VIX-like ind
     raw_hash VARCHAR NOT NULL,
     ingestion_timestamp TIMESTAMPTZ NOT NULL,
     UNIQUE (date, series_id)
+);
+
+CREATE TABLE risk_state (             -- extra table: the risk engine's view of the book after each cycle
+    date DATE NOT NULL,
+    cycle_id VARCHAR NOT NULL,
+    nav DOUBLE NOT NULL,               -- book NAV (account currency): positions when executed, else the decisions' book
+    peak_nav DOUBLE NOT NULL,
+    drawdown DOUBLE NOT NULL,          -- 1 - nav / peak_nav, fraction
+    gross_exposure DOUBLE NOT NULL,    -- sum |w|, fraction of NAV
+    net_exposure DOUBLE NOT NULL,
+    n_positions BIGINT NOT NULL,
+    var_historical DOUBLE,             -- 1-day 95% VaR of the book, positive loss fraction (252 sessions)
+    var_parametric DOUBLE,
+    var_hybrid DOUBLE,                 -- 60% historical + 40% parametric
+    cvar_evt DOUBLE,                   -- 1-day 95% CVaR of the book, GPD peaks over threshold
+    cvar_historical DOUBLE,
+    vol_ann DOUBLE,                    -- ex-ante annualised volatility of the book (63 sessions)
+    vol_target_ann DOUBLE,
+    avg_correlation DOUBLE,            -- weight-averaged pairwise correlation of the held names
+    correlation_shock_vol_ann DOUBLE,  -- annualised book vol if every pairwise correlation became the shock level
+    max_sector VARCHAR,
+    max_sector_exposure DOUBLE,
+    stress_worst_scenario VARCHAR,
+    stress_worst_loss DOUBLE,          -- positive loss fraction of NAV
+    stress_json VARCHAR NOT NULL,      -- every scenario's loss
+    limits_json VARCHAR NOT NULL,      -- seed 000 section 7.4: value, limit, breached, action, scale per limit
+    regime VARCHAR,
+    regime_multiplier DOUBLE,
+    drawdown_multiplier DOUBLE,
+    breaker_status VARCHAR NOT NULL,   -- NORMAL | SCALE | DEFENSIVE | FREEZE | RECOVERY
+    breaker_tier BIGINT NOT NULL,
+    breaker_state_json VARCHAR NOT NULL,   -- the persisted state machine (cooldown, recovery step, counters)
+    sizing_multiplier DOUBLE NOT NULL, -- applied to the next cycle's Kelly sizes: regime x breaker x drawdown
+    kill_switch BOOLEAN NOT NULL,
+    book_json VARCHAR NOT NULL,        -- the book after the cycle (symbol -> weight): the next cycle starts from it
+    UNIQUE (date)
+);
+
+CREATE TABLE risk_contributions (     -- extra table: per-position risk of the book after each cycle
+    date DATE NOT NULL,
+    symbol VARCHAR NOT NULL,
+    weight DOUBLE NOT NULL,
+    sector VARCHAR,
+    beta DOUBLE,
+    component_cvar DOUBLE,             -- Euler contribution to the book's CVaR (sums to cvar_evt), fraction of NAV
+    marginal_cvar DOUBLE,              -- component_cvar / weight
+    UNIQUE (date, symbol)
+);
+
+CREATE TABLE governance_gates (       -- extra table: seed 000 section 10.4 gates per cycle
+    date DATE NOT NULL,
+    cycle_id VARCHAR NOT NULL,
+    phase BIGINT NOT NULL,             -- 0 history, 1 data quality, 2 signals, 3 risk, 4 orders
+    gate VARCHAR NOT NULL,
+    passed BOOLEAN NOT NULL,
+    detail VARCHAR NOT NULL,
+    UNIQUE (date, phase)
 );
 
 -- ---------------------------------------------------------------- seed 002: attribution
