@@ -235,13 +235,35 @@ def forward_filter(log_start: np.ndarray, transmat: np.ndarray, log_emission: np
     return out
 
 
+#: Smallest eigenvalue a state covariance keeps (standardised units) when EM leaves it degenerate.
+EIGEN_FLOOR = 1e-6
+
+
+def _floored(cov: np.ndarray) -> np.ndarray:
+    """``cov`` symmetrised with its eigenvalues floored at :data:`EIGEN_FLOOR` (positive definite)."""
+    sym = (cov + cov.T) / 2.0
+    if not np.isfinite(sym).all():
+        raise ValueError(f"HMM state covariance is not finite: {cov.tolist()}")
+    vals, vecs = np.linalg.eigh(sym)
+    return (vecs * np.maximum(vals, EIGEN_FLOOR)) @ vecs.T
+
+
+def _cholesky_floored(cov: np.ndarray) -> np.ndarray:
+    """Cholesky factor of ``cov``; a covariance EM left non positive-definite (a state fitted to a
+    handful of nearly collinear rows) has its eigenvalues floored first (:func:`_floored`)."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return np.linalg.cholesky(_floored(cov))
+
+
 def gaussian_log_emission(X: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarray:
     """log N(x_t; mean_k, cov_k) for each row and state, (n, k); NaN for rows with a missing value."""
     n, d = X.shape
     out = np.full((n, means.shape[0]), np.nan)
     ok = np.isfinite(X).all(axis=1)
     for j, (mu, cov) in enumerate(zip(means, covars, strict=True)):
-        chol = np.linalg.cholesky(cov)
+        chol = _cholesky_floored(cov)
         z = np.linalg.solve(chol, (X[ok] - mu).T)
         log_det = 2.0 * np.log(np.diag(chol)).sum()
         out[ok, j] = -0.5 * (d * np.log(2 * np.pi) + log_det + (z**2).sum(axis=0))
@@ -312,15 +334,24 @@ class RegimeModel(BaseEstimator):
                     implementation="scaling",
                     init_params="stmc" if seed >= 0 else "",
                 )
-                if seed < 0:
-                    assert init_from is not None
-                    self._warm_start(candidate, init_from)
-                candidate.fit(Z)
-                score = float(candidate.score(Z))
+                try:
+                    if seed < 0:
+                        assert init_from is not None
+                        self._warm_start(candidate, init_from)
+                    candidate.fit(Z)
+                    score = float(candidate.score(Z))
+                    _ = [np.linalg.cholesky(c) for c in candidate.covars_]
+                except (ValueError, np.linalg.LinAlgError):
+                    continue  # a start that collapsed a state (degenerate covariance): try the others
+                if not np.isfinite(score):
+                    continue
                 if best is None or score > best[0]:
                     best = (score, candidate)
         if best is None:
-            raise ValueError("n_init must be >= 1 unless init_from is given")
+            raise ValueError(
+                f"no HMM start converged to valid parameters ({self.n_init} k-means starts"
+                f"{' + 1 warm start' if warm else ''}, {rows.shape[0]} rows)"
+            )
         self.train_log_likelihood_, hmm = best
         order = np.argsort(hmm.covars_[:, 0, 0], kind="stable")
         self.hmm_ = hmm
@@ -343,7 +374,7 @@ class RegimeModel(BaseEstimator):
         hmm.startprob_ = src.startprob_.copy()
         hmm.transmat_ = src.transmat_.copy()
         hmm.means_ = (src.means_ * src.scale_ + src.mean_ - self.mean_) / self.scale_
-        hmm.covars_ = src.covars_ * np.outer(ratio, ratio)[None]
+        hmm.covars_ = np.stack([_floored(c) for c in src.covars_ * np.outer(ratio, ratio)[None]])
 
     def log_emission(self, X: np.ndarray) -> np.ndarray:
         """Emission log-likelihoods (n, k), states in ascending volatility; NaN rows where X has a NaN."""

@@ -365,3 +365,15 @@ def test_recovery_holds_on_other_seeds(seed: int) -> None:
     assert score["acc3"] >= 0.85
     assert score["balanced"] >= 0.7
     assert score["acc4"] > score["acc4_all_bull_quiet"]
+
+
+def test_degenerate_state_covariance_is_floored_not_fatal():
+    """A covariance EM leaves non positive-definite gets its eigenvalues floored (was LinAlgError)."""
+    from mqf_pipeline.regime import EIGEN_FLOOR, gaussian_log_emission
+
+    X = np.array([[0.1, 0.2], [0.0, -0.1]])
+    bad = np.array([[[1.0, 1.0], [1.0, 1.0 - 1e-12]]])  # singular (slightly indefinite)
+    out = gaussian_log_emission(X, np.zeros((1, 2)), bad)
+    assert np.isfinite(out).all()
+    vals = np.linalg.eigvalsh(bad[0])
+    assert vals.min() < EIGEN_FLOOR  # the input really was degenerate
