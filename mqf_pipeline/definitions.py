@@ -8,10 +8,12 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.catalog import duckdb_catalog
+from assets.decisions import decide_and_check_risk
 from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
 from assets.signals import agent_signals, features, regime
 from jobs import catalog_job, daily_cycle_job, market_data_job
-from resources import MarketDataResource, SettingsResource, StorageResource
+from resources import KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
+from sensors import kill_switch_sensor
 
 
 def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
@@ -21,6 +23,7 @@ def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
         "settings": settings,
         "storage": StorageResource(settings=settings),
         "market_data": MarketDataResource(settings=settings),
+        "kill_switch": KillSwitchResource(settings=settings),
     }
 
 
@@ -32,8 +35,11 @@ ASSETS = [
     features,
     regime,
     agent_signals,
+    decide_and_check_risk,
     duckdb_catalog,
 ]
 JOBS = [daily_cycle_job, market_data_job, catalog_job]
 
-defs = dg.Definitions(assets=ASSETS, jobs=JOBS, resources=build_resources())
+SENSORS = [kill_switch_sensor]
+
+defs = dg.Definitions(assets=ASSETS, jobs=JOBS, sensors=SENSORS, resources=build_resources())

@@ -22,6 +22,11 @@ TABLE_ASSETS: dict[str, str] = {
     "features": "features",
     "regime_history": "regime",
     "model_outputs": "agent_signals",
+    "decisions": "decisions",
+    "audit_log": "audit_log",
+    "governance_gates": "governance_gates",
+    "risk_contributions": "risk_contributions",
+    "risk_state": "risk_state",
 }
 MARKET_DATA_TABLES: tuple[str, ...] = tuple(TABLE_ASSETS)
 

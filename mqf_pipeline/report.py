@@ -41,4 +41,35 @@ def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
         "agent_signals": (
             f"{outputs.height} from {outputs.get_column('agent').n_unique()} agents" if outputs.height else None
         ),
+        **decision_summary(lake, latest),
     }
+
+
+def decision_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
+    """The meta-brain's decisions and the risk state of session ``latest`` (None where not materialized)."""
+    key = latest.isoformat()
+    decisions = lake.read("decisions", [key]) if lake.exists("decisions", key) else pl.DataFrame()
+    counts = (
+        dict(decisions.group_by("final_decision").len().sort("final_decision").iter_rows()) if decisions.height else {}
+    )
+    gates = lake.read("governance_gates", [key]) if lake.exists("governance_gates", key) else pl.DataFrame()
+    risk = lake.read("risk_state", [key]) if lake.exists("risk_state", key) else pl.DataFrame()
+    out: dict[str, object] = {
+        "decisions": ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else None,
+        "gates": (
+            " ".join(f"P{p}:{'ok' if ok else 'FAIL'}" for p, ok in gates.sort("phase").select("phase", "passed").rows())
+            if gates.height
+            else None
+        ),
+    }
+    if risk.height:
+        r = risk.row(0, named=True)
+        out |= {
+            "nav": f"{r['nav']:,.2f} (drawdown {100 * r['drawdown']:.2f}%)",
+            "book": f"{r['n_positions']} positions, gross {100 * r['gross_exposure']:.1f}%",
+            "var95_cvar95_pct": f"{100 * (r['var_hybrid'] or 0):.3f} / {100 * (r['cvar_evt'] or 0):.3f}",
+            "stress_worst": f"{r['stress_worst_scenario']} {100 * (r['stress_worst_loss'] or 0):.2f}%",
+            "breaker": f"{r['breaker_status']} (tier {r['breaker_tier']}), sizing x{r['sizing_multiplier']:.2f}",
+            "kill_switch": "ENGAGED" if r["kill_switch"] else "off",
+        }
+    return out

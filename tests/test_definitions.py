@@ -25,6 +25,11 @@ EXPECTED_ASSETS = {
     "features": ("signals", True),
     "regime": ("signals", True),
     "agent_signals": ("signals", True),
+    "decisions": ("decisions", True),
+    "audit_log": ("decisions", True),
+    "governance_gates": ("decisions", True),
+    "risk_state": ("risk", True),
+    "risk_contributions": ("risk", True),
     "duckdb_catalog": ("catalog", False),
 }
 
@@ -54,6 +59,26 @@ def test_every_partitioned_asset_backfills_in_a_single_run():
 def test_blocking_quality_check_declared():
     specs = [c for a in defs.assets for c in a.check_specs]
     assert any(c.name == "rejection_rate_within_limit" and c.blocking for c in specs)
+
+
+def test_governance_gates_are_checks_and_risk_state_continues_itself():
+    specs = {c.name: c for a in defs.assets for c in a.check_specs}
+    gates = {n: c for n, c in specs.items() if n.startswith("gate_phase")}
+    assert sorted(gates) == [
+        "gate_phase0_history",
+        "gate_phase1_data_quality",
+        "gate_phase2_signals",
+        "gate_phase3_risk",
+        "gate_phase4_orders",
+    ]
+    assert not any(c.blocking for c in gates.values())  # recorded, never failing the cycle run
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("risk_state") in graph.get(dg.AssetKey("risk_state")).parent_keys
+
+
+def test_kill_switch_sensor_runs_by_default():
+    sensor = defs.resolve_sensor_def("kill_switch_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_catalog_uses_the_duckdb_writer_pool():

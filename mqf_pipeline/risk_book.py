@@ -1,0 +1,190 @@
+"""Risk of a book of weights over a window of returns: VaR/CVaR, contributions, vol, correlation, stress.
+
+The book is a mapping symbol -> weight (fraction of NAV). Returns are simple daily decimal returns
+in a (T, N) matrix whose columns follow ``symbols``; missing returns count as 0 (a symbol that did
+not trade contributes no P&L that day). VaR and CVaR are 1-day positive loss fractions of NAV;
+volatilities are annualised with 252 sessions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from mqf_pipeline.config import RiskSettings
+from mqf_pipeline.risk import limits as lim
+from mqf_pipeline.risk import stress, var
+
+SESSIONS_PER_YEAR = 252
+
+
+@dataclass(frozen=True)
+class ReturnsWindow:
+    """Returns of ``symbols`` over the sessions ending at a date (oldest first); market = equal-weight mean."""
+
+    symbols: tuple[str, ...]
+    returns: np.ndarray  # (T, N), NaN replaced by 0
+    market: np.ndarray  # (T,)
+
+    def columns(self, names: Sequence[str]) -> np.ndarray:
+        index = {s: i for i, s in enumerate(self.symbols)}
+        out = np.zeros((self.returns.shape[0], len(names)))
+        for j, name in enumerate(names):
+            i = index.get(name)
+            if i is not None:
+                out[:, j] = self.returns[:, i]
+        return out
+
+
+@dataclass(frozen=True)
+class BookRisk:
+    """Every risk figure of one book (see the module docstring for units)."""
+
+    gross: float
+    net: float
+    n_positions: int
+    var_historical: float | None
+    var_parametric: float | None
+    var_hybrid: float | None
+    cvar_evt: float | None
+    cvar_historical: float | None
+    vol_ann: float | None
+    avg_correlation: float | None
+    correlation_shock_vol_ann: float | None
+    sector_exposure: dict[str, float]
+    stress: pl.DataFrame
+    contributions: pl.DataFrame  # symbol, weight, sector, beta, component_cvar, marginal_cvar
+
+    @property
+    def max_sector(self) -> tuple[str | None, float]:
+        if not self.sector_exposure:
+            return None, 0.0
+        name = max(sorted(self.sector_exposure), key=lambda s: self.sector_exposure[s])
+        return name, self.sector_exposure[name]
+
+    @property
+    def stress_worst(self) -> tuple[str | None, float]:
+        if self.stress.height == 0:
+            return None, 0.0
+        row = self.stress.sort(["loss", "scenario"], descending=[True, False]).row(0, named=True)
+        return row["scenario"], float(row["loss"])
+
+    def stress_json(self) -> str:
+        return json.dumps({r["scenario"]: round(r["loss"], 8) for r in self.stress.iter_rows(named=True)})
+
+
+def returns_window(wide: pl.DataFrame, day_index: int, length: int) -> ReturnsWindow:
+    """The ``length`` rows of a wide (date, <symbol>...) returns frame ending at row ``day_index``."""
+    lo = max(0, day_index - length + 1)
+    block = wide.slice(lo, day_index - lo + 1).drop("date")
+    values = np.nan_to_num(block.to_numpy().astype(np.float64), nan=0.0)
+    market = values.mean(axis=1) if values.shape[1] else np.zeros(values.shape[0])
+    return ReturnsWindow(tuple(block.columns), values, market)
+
+
+def cvar_function(window: ReturnsWindow, symbols: Sequence[str], settings: RiskSettings):
+    """``weights (N,) -> (CVaR, components (N,))`` over ``symbols``: the meta-brain's CVaR oracle."""
+    matrix = window.columns(symbols)
+    level, q = settings.var.level, settings.var.evt_threshold_quantile
+
+    def cvar_fn(weights: np.ndarray) -> tuple[float, np.ndarray]:
+        held = np.flatnonzero(weights)
+        comps = np.zeros(len(symbols))
+        if held.size == 0:
+            return 0.0, comps
+        total, part = var.scaled_component_cvar(weights[held], matrix[:, held], level=level, threshold_quantile=q)
+        comps[held] = part
+        return float(total), comps
+
+    return cvar_fn
+
+
+def book_risk(
+    book: Mapping[str, float], window: ReturnsWindow, sectors: Mapping[str, str], settings: RiskSettings
+) -> BookRisk:
+    """VaR (historical, parametric, hybrid), EVT CVaR with Euler contributions, vol, correlation, stress."""
+    names = sorted(s for s, w in book.items() if w != 0.0)
+    w = np.array([book[s] for s in names], dtype=np.float64)
+    gross, net = float(np.abs(w).sum()), float(w.sum())
+    sector_of = [sectors.get(s, "UNKNOWN") for s in names]
+    exposures = lim.sector_exposures(dict(zip(names, w, strict=True)), dict(zip(names, sector_of, strict=True)))
+    empty_contrib = pl.DataFrame(
+        schema={
+            "symbol": pl.String,
+            "weight": pl.Float64,
+            "sector": pl.String,
+            "beta": pl.Float64,
+            "component_cvar": pl.Float64,
+            "marginal_cvar": pl.Float64,
+        }
+    )
+    if not names:
+        return BookRisk(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None, 0.0, {}, _no_stress(), empty_contrib)
+    R = window.columns(names)
+    p = R @ w
+    cfg = settings.var
+    vol_rows = R[-cfg.vol_window_sessions :]
+    vols = vol_rows.std(axis=0, ddof=1) * math.sqrt(SESSIONS_PER_YEAR) if vol_rows.shape[0] > 1 else np.zeros(len(w))
+    cvar_evt, comps = var.scaled_component_cvar(w, R, level=cfg.level, threshold_quantile=cfg.evt_threshold_quantile)
+    betas = stress.estimate_betas(R, window.market)
+    table = stress.stress_losses(
+        dict(zip(names, w, strict=True)), dict(zip(names, betas, strict=True)), dict(zip(names, sector_of, strict=True))
+    )
+    contributions = pl.DataFrame(
+        {
+            "symbol": names,
+            "weight": w,
+            "sector": sector_of,
+            "beta": betas,
+            "component_cvar": comps,
+            "marginal_cvar": comps / w,
+        },
+        schema=empty_contrib.schema,
+    )
+    return BookRisk(
+        gross=gross,
+        net=net,
+        n_positions=len(names),
+        var_historical=float(var.historical_var(p, cfg.level)),
+        var_parametric=float(var.parametric_var(p, cfg.level)),
+        var_hybrid=float(var.hybrid_var(p, cfg.level, hist_weight=cfg.hist_weight)),
+        cvar_evt=float(cvar_evt),
+        cvar_historical=float(var.historical_cvar(p, cfg.level)),
+        vol_ann=float(np.std(vol_rows @ w, ddof=1) * math.sqrt(SESSIONS_PER_YEAR)) if vol_rows.shape[0] > 1 else 0.0,
+        avg_correlation=float(lim.average_correlation(vol_rows, w)) if len(w) > 1 else None,
+        correlation_shock_vol_ann=float(lim.correlation_shock_vol(w, vols, rho=settings.limits.correlation_shock)),
+        sector_exposure=exposures,
+        stress=table,
+        contributions=contributions,
+    )
+
+
+def limit_checks(risk: BookRisk, drawdown: float, settings: RiskSettings) -> list[dict[str, object]]:
+    """Seed 000 section 7.4 limits (values from configs/risk.yaml) on a book: name, value, limit, breached,
+    action, scale."""
+    _, max_sector = risk.max_sector
+    _, worst = risk.stress_worst
+    metrics = {
+        "max_gross_leverage": risk.gross,
+        "max_drawdown": drawdown,
+        "var_95": risk.var_hybrid or 0.0,
+        "cvar_95": risk.cvar_evt or 0.0,
+        "stress_loss": worst,
+        "sector_exposure": max_sector,
+        "correlation_shock": risk.avg_correlation or 0.0,
+    }
+    table = lim.with_values(settings.limits.model_dump())
+    return [dataclasses.asdict(c) for c in lim.check_limits(metrics, table)]
+
+
+def _no_stress() -> pl.DataFrame:
+    return pl.DataFrame(
+        {"scenario": [s.name for s in stress.SCENARIOS], "loss": [0.0] * len(stress.SCENARIOS)},
+        schema={"scenario": pl.String, "loss": pl.Float64},
+    )
