@@ -16,6 +16,7 @@ from assets.partitions import TRADING_DAYS
 from mqf_pipeline import governance
 from mqf_pipeline.audit import AuditWriteError, write_audit
 from mqf_pipeline.decision_cycle import CODE_VERSION, CycleStateError, run_cycles
+from mqf_pipeline.storage.schema import empty_frame
 from mqf_pipeline.universe import universe_frame
 from resources import KillSwitchResource, SettingsResource, StorageResource
 
@@ -119,7 +120,8 @@ def decide_and_check_risk(
         context.log.critical(f"HALT: {exc}; no decision of this run is stored")
         raise dg.Failure(description=f"CRITICAL: {exc}", allow_retries=False) from exc
     decisions = [r.decisions for r in results if r.decisions.height]
-    decided = lake.write_many("decisions", pl.concat(decisions) if decisions else pl.DataFrame(), days, now=now)
+    decision_rows = pl.concat(decisions) if decisions else empty_frame("decisions")
+    decided = lake.write_many("decisions", decision_rows, days, now=now)
     gates = pl.concat([governance.gate_rows(r.gates, r.day, r.risk_state["cycle_id"]) for r in results])
     gates_written = lake.write_many("governance_gates", gates, days, now=now)
     contrib = pl.concat([r.contributions for r in results], how="vertical_relaxed")
