@@ -23,52 +23,49 @@ from resources import KillSwitchResource, SettingsResource, StorageResource
 PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 INPUTS = ["agent_signals", "trading_eligibility", "data_quality", "regime", "features", "price_history"]
 
+#: (asset key, group, description); every output has the same inputs and code version.
+OUTPUTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "decisions",
+        "decisions",
+        "Meta-brain decisions per symbol and session (seed 000 sections 3.1, 6): confidence-weighted ensemble, "
+        "disagreement penalty, robust z, fractional Kelly, opportunity cost, CVaR-first rules -> EXECUTE_BUY / "
+        "EXECUTE_SELL / HOLD / REJECT with reason codes.",
+    ),
+    (
+        "audit_log",
+        "decisions",
+        "The 15-field audit record of every decision (seed 000 section 10.1), written before the decisions; if it "
+        "cannot be written the run halts with CRITICAL.",
+    ),
+    (
+        "governance_gates",
+        "decisions",
+        "Governance gates Phase 0-4 per cycle (seed 000 section 10.4) with their outcome and detail.",
+    ),
+    (
+        "risk_contributions",
+        "risk",
+        "Per position of the decided book: weight, sector, beta, Euler component and marginal CVaR.",
+    ),
+    (
+        "risk_state",
+        "risk",
+        "The risk engine after each cycle (seed 000 section 7): NAV and drawdown, hybrid VaR, EVT CVaR, stress "
+        "scenarios, sector and correlation-shock limits, circuit breaker and recovery state (persisted: the next "
+        "session continues it), sizing multiplier, kill switch.",
+    ),
+)
 DECISION_SPECS = [
     dg.AssetSpec(
-        "decisions",
-        group_name="decisions",
-        deps=INPUTS,
+        key,
+        group_name=group,
+        deps=[*INPUTS, dg.AssetDep("risk_state", partition_mapping=PREVIOUS)] if key == "risk_state" else INPUTS,
         code_version=CODE_VERSION,
         kinds={"parquet"},
-        description="Meta-brain decisions per symbol and session (seed 000 sections 3.1, 6): confidence-weighted "
-        "ensemble, disagreement penalty, robust z, fractional Kelly, opportunity cost, CVaR-first rules -> "
-        "EXECUTE_BUY / EXECUTE_SELL / HOLD / REJECT with reason codes.",
-    ),
-    dg.AssetSpec(
-        "audit_log",
-        group_name="decisions",
-        deps=INPUTS,
-        code_version=CODE_VERSION,
-        kinds={"parquet"},
-        description="The 15-field audit record of every decision (seed 000 section 10.1), written before the "
-        "decisions; if it cannot be written the run halts with CRITICAL.",
-    ),
-    dg.AssetSpec(
-        "governance_gates",
-        group_name="decisions",
-        deps=INPUTS,
-        code_version=CODE_VERSION,
-        kinds={"parquet"},
-        description="Governance gates Phase 0-4 per cycle (seed 000 section 10.4) with their outcome and detail.",
-    ),
-    dg.AssetSpec(
-        "risk_contributions",
-        group_name="risk",
-        deps=INPUTS,
-        code_version=CODE_VERSION,
-        kinds={"parquet"},
-        description="Per position of the decided book: weight, sector, beta, Euler component and marginal CVaR.",
-    ),
-    dg.AssetSpec(
-        "risk_state",
-        group_name="risk",
-        deps=[*INPUTS, dg.AssetDep("risk_state", partition_mapping=PREVIOUS)],
-        code_version=CODE_VERSION,
-        kinds={"parquet"},
-        description="The risk engine after each cycle (seed 000 section 7): NAV and drawdown, hybrid VaR, EVT CVaR, "
-        "stress scenarios, sector and correlation-shock limits, circuit breaker and recovery state (persisted: "
-        "the next session continues it), sizing multiplier, kill switch.",
-    ),
+        description=text,
+    )
+    for key, group, text in OUTPUTS
 ]
 GATE_CHECKS = [
     dg.AssetCheckSpec(

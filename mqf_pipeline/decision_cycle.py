@@ -431,7 +431,8 @@ def _validate(
     risk_cfg = settings.risk
     rows = decided.to_dicts()
     increasing = [r for r in rows if abs(r["position_size"]) > abs(current.get(r["symbol"], 0.0)) + 1e-15]
-    base = {r["symbol"]: (current.get(r["symbol"], 0.0) if r in increasing else r["position_size"]) for r in rows}
+    grows = {r["symbol"] for r in increasing}
+    base = {r["symbol"]: (current.get(r["symbol"], 0.0) if r["symbol"] in grows else r["position_size"]) for r in rows}
     for s, w in current.items():
         base.setdefault(s, w)
 
@@ -463,7 +464,9 @@ def _validate(
                     lo, hi = (mid, hi) if not breached(mid, "SCALE") else (lo, mid)
                 scale = lo
     min_trade = risk_cfg.meta_brain.min_trade
-    out = [_scaled(r, current.get(r["symbol"], 0.0), scale, reason, min_trade) if r in increasing else r for r in rows]
+    out = [
+        _scaled(r, current.get(r["symbol"], 0.0), scale, reason, min_trade) if r["symbol"] in grows else r for r in rows
+    ]
     final = pl.DataFrame(out, schema=decided.schema)
     final_book = {r["symbol"]: r["position_size"] for r in out if r["position_size"]}
     for s, w in current.items():
