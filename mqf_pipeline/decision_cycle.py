@@ -427,51 +427,69 @@ def _validate(
     drawdown: float,
     settings: Settings,
 ) -> tuple[pl.DataFrame, list[dict[str, object]], BookRisk]:
-    """Seed 000 section 7.4 on the decided book: shrink increases for SCALE limits, reject them for REJECT ones."""
+    """Seed 000 section 7.4 on the decided book.
+
+    REJECT limits (stress loss; drawdown rejects every increase) keep the longest run of increases, in
+    the meta-brain's order (|score| descending), whose book satisfies them and reject the rest; SCALE
+    limits then shrink the kept increases by the largest common fraction that satisfies them (bisection).
+    """
     risk_cfg = settings.risk
     rows = decided.to_dicts()
-    increasing = [r for r in rows if abs(r["position_size"]) > abs(current.get(r["symbol"], 0.0)) + 1e-15]
-    grows = {r["symbol"] for r in increasing}
-    base = {r["symbol"]: (current.get(r["symbol"], 0.0) if r["symbol"] in grows else r["position_size"]) for r in rows}
+    increasing = sorted(
+        (r for r in rows if abs(r["position_size"]) > abs(current.get(r["symbol"], 0.0)) + 1e-15),
+        key=lambda r: (-abs(r["score"] or 0.0), r["symbol"]),
+    )
+    base = {r["symbol"]: r["position_size"] for r in rows} | {
+        r["symbol"]: current.get(r["symbol"], 0.0) for r in increasing
+    }
     for s, w in current.items():
         base.setdefault(s, w)
 
-    def book_at(scale: float) -> dict[str, float]:
+    def book_at(kept: int, scale: float) -> dict[str, float]:
         out = dict(base)
-        for r in increasing:
+        for r in increasing[:kept]:
             cur = current.get(r["symbol"], 0.0)
             out[r["symbol"]] = cur + scale * (r["position_size"] - cur)
         return out
 
-    def breached(scale: float, action: str) -> list[str]:
-        checks = limit_checks(book_risk(book_at(scale), window, sectors, risk_cfg), drawdown, risk_cfg)
+    def breached(kept: int, scale: float, action: str) -> list[str]:
+        checks = limit_checks(book_risk(book_at(kept, scale), window, sectors, risk_cfg), drawdown, risk_cfg)
         return [c["name"] for c in checks if c["breached"] and c["action"] == action and c["name"] != "max_drawdown"]
 
-    scale, reason = 1.0, None
-    if increasing:
-        if drawdown > risk_cfg.limits.max_drawdown:
-            scale, reason = 0.0, "LIMIT_MAX_DRAWDOWN"
-        elif rejects := breached(1.0, "REJECT"):
-            scale, reason = 0.0, "LIMIT_" + "_".join(rejects).upper()
-        elif scales := breached(1.0, "SCALE"):
-            reason = "LIMIT_SCALED_" + "_".join(scales).upper()
-            if breached(0.0, "SCALE"):
-                scale = 0.0  # the book without increases already breaches: add nothing
-            else:
-                lo, hi = 0.0, 1.0
-                for _ in range(SCALE_STEPS):
-                    mid = (lo + hi) / 2
-                    lo, hi = (mid, hi) if not breached(mid, "SCALE") else (lo, mid)
-                scale = lo
+    kept, scale = len(increasing), 1.0
+    reject_reason, scale_reason = None, None
+    if increasing and drawdown > risk_cfg.limits.max_drawdown:
+        kept, reject_reason = 0, "LIMIT_MAX_DRAWDOWN"
+    elif increasing and (rejects := breached(kept, 1.0, "REJECT")):
+        reject_reason = "LIMIT_" + "_".join(rejects).upper()
+        lo, hi = 0, kept  # the longest prefix within the REJECT limits (breached(lo) is False, breached(hi) True)
+        if breached(0, 1.0, "REJECT"):
+            hi = 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if not breached(mid, 1.0, "REJECT") else (lo, mid)
+        kept = lo
+    if kept and (scales := breached(kept, 1.0, "SCALE")):
+        scale_reason = "LIMIT_SCALED_" + "_".join(scales).upper()
+        if breached(kept, 0.0, "SCALE"):
+            scale = 0.0  # the book without increases already breaches: add nothing
+        else:
+            lo_s, hi_s = 0.0, 1.0
+            for _ in range(SCALE_STEPS):
+                mid_s = (lo_s + hi_s) / 2
+                lo_s, hi_s = (mid_s, hi_s) if not breached(kept, mid_s, "SCALE") else (lo_s, mid_s)
+            scale = lo_s
     min_trade = risk_cfg.meta_brain.min_trade
+    outcome = {r["symbol"]: (scale, scale_reason) for r in increasing[:kept]}
+    outcome |= {r["symbol"]: (0.0, reject_reason) for r in increasing[kept:]}
     out = [
-        _scaled(r, current.get(r["symbol"], 0.0), scale, reason, min_trade) if r["symbol"] in grows else r for r in rows
+        _scaled(r, current.get(r["symbol"], 0.0), *outcome[r["symbol"]], min_trade) if r["symbol"] in outcome else r
+        for r in rows
     ]
     final = pl.DataFrame(out, schema=decided.schema)
+    decided_symbols = set(final["symbol"].to_list())
     final_book = {r["symbol"]: r["position_size"] for r in out if r["position_size"]}
-    for s, w in current.items():
-        if s not in final_book and s not in set(final["symbol"].to_list()):
-            final_book[s] = w
+    final_book |= {s: w for s, w in current.items() if s not in decided_symbols and w}
     risk = book_risk(final_book, window, sectors, risk_cfg)
     return final, limit_checks(risk, drawdown, risk_cfg), risk
 
