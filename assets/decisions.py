@@ -7,6 +7,7 @@ respects in backfills.
 """
 
 import datetime as dt
+import json
 
 import dagster as dg
 import polars as pl
@@ -157,6 +158,7 @@ def decide_and_check_risk(
             cvar_evt=_r(rs["cvar_evt"]),
             stress_worst=f"{rs['stress_worst_scenario']}: {_r(rs['stress_worst_loss'])}",
             breaker=f"{rs['breaker_status']} (tier {rs['breaker_tier']})",
+            limits_breached=sum(bool(c["breached"]) for c in json.loads(rs["limits_json"])),
             sizing_multiplier=round(float(rs["sizing_multiplier"]), 4),
             regime=str(rs["regime"]),
             kill_switch=bool(rs["kill_switch"]),

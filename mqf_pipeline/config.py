@@ -1,9 +1,9 @@
 """Typed settings loaded from ``configs/*.yaml``, validated by pydantic.
 
 One YAML file per section (``fund.yaml``, ``universe.yaml``, ``providers.yaml``, ``quality.yaml``,
-``simulator.yaml``, ``signals.yaml``, ``risk.yaml``); a missing file means that section's defaults. A bad
-file fails with :class:`ConfigError` naming the file, the key and the reason. Later stages
-add their own sections here.
+``simulator.yaml``, ``signals.yaml``, ``risk.yaml``, ``portfolio.yaml``); a missing file means that
+section's defaults. A bad file fails with :class:`ConfigError` naming the file, the key and the
+reason. Later stages add their own sections here.
 """
 
 from __future__ import annotations
@@ -239,6 +239,33 @@ class RiskSettings(_Section):
     breakers: BreakerSettings = BreakerSettings()
 
 
+class PortfolioSettings(_Section):
+    """configs/portfolio.yaml: the allocator, the optimizer's constraints (seed 002 section 4.2) and rebalancing."""
+
+    allocator: str = Field("mean_variance", description="mean_variance | risk_parity | kelly | volatility_target")
+    risk_aversion: float = Field(1.0, gt=0.0, description="lambda in mu'w - lambda w'Sigma w (annualised units)")
+    gross: float = Field(1.0, gt=0.0, description="sum |w|")
+    long: float = Field(0.6, ge=0.0, description="sum of long weights")
+    short: float = Field(0.4, ge=0.0, description="sum of |short weights|")
+    sector: float = Field(0.15, gt=0.0, description="gross exposure per sector")
+    single_name: float = Field(0.10, gt=0.0, le=1.0, description="|w| per name")
+    adv_fraction: float = Field(0.02, gt=0.0, description="|w_i| <= adv_fraction x ADV_i / NAV")
+    allow_shorts: bool = Field(False, description="short positions (seed default off)")
+    turnover_strategic: float = Field(0.20, gt=0.0, description="turnover budget of the weekly (Friday) rebalance")
+    turnover_tactical: float = Field(0.10, gt=0.0, description="turnover budget of the daily rebalance")
+    turnover_emergency: float = Field(1.0, gt=0.0, description="turnover budget of an emergency (risk) rebalance")
+    cov_window_sessions: int = Field(252, ge=30, description="sessions of returns behind the covariance")
+    adv_window_sessions: int = Field(20, ge=1, description="sessions behind average daily dollar volume")
+    vol_target_ann: float = Field(0.10, gt=0.0, description="volatility_target allocator: annualised target")
+
+    @model_validator(mode="after")
+    def _known_allocator(self) -> PortfolioSettings:
+        known = ("mean_variance", "risk_parity", "kelly", "volatility_target")
+        if self.allocator not in known:
+            raise ValueError(f"unknown allocator {self.allocator!r}; known: {list(known)}")
+        return self
+
+
 class Settings(_Section):
     """All settings of one deployment."""
 
@@ -250,6 +277,7 @@ class Settings(_Section):
     simulator: SimulatorParams = SimulatorParams()
     signals: SignalsSettings = SignalsSettings()
     risk: RiskSettings = RiskSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
 
     # ---------------------------------------------------------------- derived paths
     @property
@@ -297,6 +325,7 @@ SECTION_FILES: dict[str, str] = {
     "simulator": "simulator.yaml",
     "signals": "signals.yaml",
     "risk": "risk.yaml",
+    "portfolio": "portfolio.yaml",
 }
 
 

@@ -12,6 +12,7 @@ from assets.decisions import decide_and_check_risk
 from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
 from assets.signals import agent_signals, features, regime
 from jobs import catalog_job, daily_cycle_job, market_data_job
+from jobs.schedules import SCHEDULES
 from resources import KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
 from sensors import kill_switch_sensor
 
@@ -42,4 +43,4 @@ JOBS = [daily_cycle_job, market_data_job, catalog_job]
 
 SENSORS = [kill_switch_sensor]
 
-defs = dg.Definitions(assets=ASSETS, jobs=JOBS, sensors=SENSORS, resources=build_resources())
+defs = dg.Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS, resources=build_resources())

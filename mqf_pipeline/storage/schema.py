@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 #: Columns that record when a row was written: excluded from content hashes.
-VOLATILE_COLUMNS: frozenset[str] = frozenset({"created_at", "ingestion_timestamp", "updated_at"})
+VOLATILE_COLUMNS: frozenset[str] = frozenset({"created_at", "ingestion_timestamp", "updated_at", "solve_time_ms"})
 #: Columns the writer fills itself when a frame does not carry them.
 GENERATED_COLUMNS: frozenset[str] = frozenset({"id", "created_at"})
 

@@ -6,8 +6,8 @@
 --   * `id INTEGER PRIMARY KEY AUTOINCREMENT` becomes `id BIGINT NOT NULL`, filled by the writer with a
 --     stable 63-bit hash of the table's natural key (its UNIQUE or PRIMARY KEY), so a rerun gives the
 --     same id. Tables the seeds left without a natural key get one here.
---   * `created_at`, `ingestion_timestamp` and `updated_at` record when a row was first written; they
---     are left out of content hashes, and a rewrite with unchanged content keeps the original file.
+--   * `created_at`, `ingestion_timestamp` and `updated_at` record when a row was first written (and
+--     `solve_time_ms` how long a solve took); they are left out of content hashes, and a rewrite with unchanged content keeps the original file.
 --   * Extra columns beyond the seeds are marked "-- extra".
 --   * Seed 000 names ten supporting tables without columns (cycle_meta, positions, model_outputs,
 --     features, corporate_actions, data_quality, ingestion_audit, provider_metrics,
@@ -502,6 +502,7 @@ CREATE TABLE portfolio_targets (
     sharpe_contribution DOUBLE,
     turnover_cost DOUBLE,
     liquidation_priority INTEGER,
+    date DATE NOT NULL,                -- extra: the session (the lake partition)
     UNIQUE (cycle_id, symbol)
 );
 
@@ -525,7 +526,12 @@ CREATE TABLE optimization_results (
     constraints_violated VARCHAR,
     portfolio_return DOUBLE,
     portfolio_volatility DOUBLE,
-    portfolio_sharpe DOUBLE
+    portfolio_sharpe DOUBLE,
+    date DATE NOT NULL,                -- extra: the session (the lake partition)
+    rebalance VARCHAR NOT NULL,        -- extra: STRATEGIC (weekly) | TACTICAL (daily) | EMERGENCY (risk breach)
+    allocator VARCHAR NOT NULL,        -- extra: mean_variance | risk_parity | kelly | volatility_target
+    method VARCHAR,                    -- extra: optimal | relaxed | sequential | greedy | hold
+    conflicts VARCHAR                  -- extra: JSON list naming constraints that could not all hold
 );
 
 -- ---------------------------------------------------------------- seed 002: slippage feedback

@@ -1,0 +1,55 @@
+"""Rebalance schedules (seed 002 section 4.5): weekly strategic on Fridays 16:00 New York, daily tactical.
+
+Both run the daily cycle for the session that just closed; which rebalance a session gets is decided
+by the session itself (:mod:`mqf_pipeline.portfolio_rebalance`), so the two schedules never disagree.
+They start RUNNING: the fund runs itself once `mqf ui` (dagster dev, with its daemon) is up.
+"""
+
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from jobs.market_data import daily_cycle_job
+from mqf_pipeline import calendar
+
+NEW_YORK = "America/New_York"
+_NY = ZoneInfo(NEW_YORK)
+
+
+def _cycle_request(context: dg.ScheduleEvaluationContext, kind: str):
+    day = context.scheduled_execution_time.astimezone(_NY).date()
+    if not calendar.is_session(day):
+        return dg.SkipReason(f"{day} is not an XNYS session: no {kind} rebalance")
+    return dg.RunRequest(
+        run_key=f"{kind}-{day.isoformat()}", partition_key=day.isoformat(), tags={"mqf/schedule": kind}
+    )
+
+
+@dg.schedule(
+    job=daily_cycle_job,
+    cron_schedule="0 16 * * 5",
+    execution_timezone=NEW_YORK,
+    name="weekly_strategic_rebalance",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Fridays 16:00 New York: the cycle of the week's last session, a strategic rebalance "
+    "(turnover budget portfolio.turnover_strategic).",
+)
+def weekly_strategic_rebalance(context: dg.ScheduleEvaluationContext):
+    return _cycle_request(context, "strategic")
+
+
+@dg.schedule(
+    job=daily_cycle_job,
+    cron_schedule="0 16 * * 1-4",
+    execution_timezone=NEW_YORK,
+    name="daily_tactical_rebalance",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Monday-Thursday 16:00 New York: the session's cycle with a tactical rebalance (tighter "
+    "turnover budget portfolio.turnover_tactical; strategic when it is the week's last session).",
+)
+def daily_tactical_rebalance(context: dg.ScheduleEvaluationContext):
+    return _cycle_request(context, "tactical")
+
+
+SCHEDULES = [weekly_strategic_rebalance, daily_tactical_rebalance]
+__all__ = ["SCHEDULES", "daily_tactical_rebalance", "weekly_strategic_rebalance"]

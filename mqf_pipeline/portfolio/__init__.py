@@ -1,0 +1,1 @@
+"""Portfolio construction: covariance, optimizer, allocators and risk integration."""
