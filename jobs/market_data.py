@@ -13,10 +13,10 @@ market_data_job = dg.define_asset_job(
 
 daily_cycle_job = dg.define_asset_job(
     "daily_cycle_job",
-    selection=dg.AssetSelection.groups("market_data", "signals", "decisions", "risk"),
+    selection=dg.AssetSelection.groups("market_data", "signals", "decisions", "risk", "portfolio"),
     description="The fund's cycle for a session (or a range): the data layer, features, regimes and agent "
-    "signals, then the meta-brain's decisions with their audit and the risk state. Portfolio optimisation and "
-    "orders join this job with their stages.",
+    "signals, the meta-brain's decisions with their audit, the risk state, then the portfolio targets. Orders "
+    "join this job with their stage.",
 )
 
 catalog_job = dg.define_asset_job(

@@ -10,11 +10,12 @@ import dagster as dg
 from assets.catalog import duckdb_catalog
 from assets.decisions import decide_and_check_risk
 from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
+from assets.portfolio import optimize_portfolio
 from assets.signals import agent_signals, features, regime
 from jobs import catalog_job, daily_cycle_job, market_data_job
 from jobs.schedules import SCHEDULES
 from resources import KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
-from sensors import kill_switch_sensor
+from sensors import emergency_rebalance_sensor, kill_switch_sensor, portfolio_job
 
 
 def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
@@ -37,10 +38,11 @@ ASSETS = [
     regime,
     agent_signals,
     decide_and_check_risk,
+    optimize_portfolio,
     duckdb_catalog,
 ]
-JOBS = [daily_cycle_job, market_data_job, catalog_job]
+JOBS = [daily_cycle_job, market_data_job, catalog_job, portfolio_job]
 
-SENSORS = [kill_switch_sensor]
+SENSORS = [kill_switch_sensor, emergency_rebalance_sensor]
 
 defs = dg.Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS, resources=build_resources())

@@ -27,6 +27,9 @@ TABLE_ASSETS: dict[str, str] = {
     "governance_gates": "governance_gates",
     "risk_contributions": "risk_contributions",
     "risk_state": "risk_state",
+    "portfolio_targets": "portfolio_targets",
+    "portfolio_constraints": "portfolio_constraints",
+    "optimization_results": "optimization_results",
 }
 MARKET_DATA_TABLES: tuple[str, ...] = tuple(TABLE_ASSETS)
 

@@ -72,4 +72,17 @@ def decision_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
             "breaker": f"{r['breaker_status']} (tier {r['breaker_tier']}), sizing x{r['sizing_multiplier']:.2f}",
             "kill_switch": "ENGAGED" if r["kill_switch"] else "off",
         }
+    if lake.exists("optimization_results", key):
+        res = lake.read("optimization_results", [key]).row(0, named=True)
+        targets = lake.read("portfolio_targets", [key]).filter(pl.col("target_weight") != 0)
+        top = targets.sort("target_weight", descending=True).head(3)
+        out |= {
+            "rebalance": f"{res['rebalance']} via {res['allocator']}: {res['optimizer_status']} ({res['method']})",
+            "targets": f"{targets.height} names, gross {100 * float(targets['target_weight'].abs().sum()):.1f}%"
+            + (
+                ", top " + ", ".join(f"{s} {100 * w:.1f}%" for s, w in top.select("symbol", "target_weight").rows())
+                if top.height
+                else ""
+            ),
+        }
     return out

@@ -30,6 +30,9 @@ EXPECTED_ASSETS = {
     "governance_gates": ("decisions", True),
     "risk_state": ("risk", True),
     "risk_contributions": ("risk", True),
+    "portfolio_targets": ("portfolio", True),
+    "portfolio_constraints": ("portfolio", True),
+    "optimization_results": ("portfolio", True),
     "duckdb_catalog": ("catalog", False),
 }
 

@@ -1,0 +1,93 @@
+"""Covariance inputs for the portfolio optimizer, in annualised decimal units.
+
+Units: ``returns`` are simple decimal returns per trading day; every covariance returned here is
+annualised (daily covariance x ``TRADING_DAYS`` = 252), so a 30%-volatility stock has variance
+0.09. The optimizer expects annualised ``mu`` and covariance: daily decimal units (variances
+~1e-4) are badly scaled for the interior-point solver (see shared NUMERICS.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from sklearn.covariance import LedoitWolf
+
+TRADING_DAYS: int = 252
+"""Sessions per year used to annualise daily covariances."""
+
+
+def ledoit_wolf_covariance(
+    returns: np.ndarray, nan_policy: Literal["zero", "drop"] = "zero", periods_per_year: int = TRADING_DAYS
+) -> np.ndarray:
+    """Annualised Ledoit-Wolf shrinkage covariance of daily simple returns, shape ``(N, N)``.
+
+    ``returns`` is ``(T, N)``, one column per asset, decimal returns per day. Missing values:
+    ``nan_policy="zero"`` (default) treats a NaN return as 0 (no price move that day, which biases
+    that asset's variance down in proportion to the missing share); ``"drop"`` drops every row
+    holding a NaN (exact, but can leave few rows in a wide universe). ``inf`` is always rejected.
+    The estimate is :class:`sklearn.covariance.LedoitWolf` (sample mean removed, shrinkage towards
+    a scaled identity) times ``periods_per_year``. Raises ``ValueError`` for fewer than 2 usable
+    rows, a non 2-D input or an unknown policy.
+    """
+    arr = np.asarray(returns, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"returns must be 2-D (T, N) with N >= 1, got shape {arr.shape}")
+    if np.isinf(arr).any():
+        raise ValueError("returns hold inf: clean them first")
+    nan = np.isnan(arr)
+    if nan_policy == "zero":
+        arr = np.where(nan, 0.0, arr)
+    elif nan_policy == "drop":
+        arr = arr[~nan.any(axis=1)]
+    else:
+        raise ValueError(f"nan_policy must be 'zero' or 'drop', got {nan_policy!r}")
+    if arr.shape[0] < 2:
+        raise ValueError(f"need at least 2 usable rows of returns, got {arr.shape[0]}")
+    cov = LedoitWolf().fit(arr).covariance_ * float(periods_per_year)
+    return (cov + cov.T) / 2.0
+
+
+@dataclass(frozen=True, eq=False)
+class FactorCovariance:
+    """Covariance in factor form ``Sigma = B B' + diag(specific_var)``, annualised decimal units.
+
+    ``loadings`` ``B`` is ``(N, K)`` with the factor covariance already folded in (for loadings
+    ``X`` on factors with covariance ``F``, pass ``X @ cholesky(F)``); ``specific_var`` is the
+    ``(N,)`` idiosyncratic variance per asset (>= 0). The optimizer keeps this structure, which
+    makes each solve cost O(N K^2) instead of O(N^3) for a dense matrix.
+    """
+
+    loadings: np.ndarray
+    specific_var: np.ndarray
+
+    def __post_init__(self) -> None:
+        b = np.asarray(self.loadings, dtype=np.float64)
+        d = np.asarray(self.specific_var, dtype=np.float64)
+        if b.ndim != 2 or d.ndim != 1 or b.shape[0] != d.shape[0]:
+            raise ValueError(f"loadings must be (N, K) and specific_var (N,), got {b.shape} and {d.shape}")
+        if not (np.isfinite(b).all() and np.isfinite(d).all()):
+            raise ValueError("loadings and specific_var must be finite")
+        if (d < 0).any():
+            raise ValueError("specific_var must be >= 0")
+        object.__setattr__(self, "loadings", b)
+        object.__setattr__(self, "specific_var", d)
+
+    @property
+    def n_assets(self) -> int:
+        """Number of assets ``N``."""
+        return int(self.loadings.shape[0])
+
+    @property
+    def n_factors(self) -> int:
+        """Number of factor columns ``K``."""
+        return int(self.loadings.shape[1])
+
+    def matrix(self) -> np.ndarray:
+        """The dense ``(N, N)`` covariance ``B B' + diag(specific_var)``."""
+        return self.loadings @ self.loadings.T + np.diag(self.specific_var)
+
+    def matvec(self, w: np.ndarray) -> np.ndarray:
+        """``Sigma @ w`` without forming ``Sigma`` (O(N K))."""
+        return self.loadings @ (self.loadings.T @ w) + self.specific_var * w
