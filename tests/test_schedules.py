@@ -63,3 +63,40 @@ def test_rebalance_mode():
     }
     assert risk_breaches(breached) == ["limit var_95 0.0500 > 0.0400"]
     assert rebalance_mode(dt.date(2024, 3, 15), breached) == EMERGENCY
+
+
+def _emergency_tick(instance, cursor=None):
+    from sensors import emergency_rebalance_sensor
+
+    repo = defs.get_repository_def()
+    with dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo) as ctx:
+        return emergency_rebalance_sensor.evaluate_tick(ctx)
+
+
+def test_emergency_sensor_requests_a_portfolio_run_only_on_a_breach():
+    with dg.instance_for_test() as instance:
+        calm = dg.AssetMaterialization(
+            asset_key="risk_state",
+            partition="2024-03-13",
+            metadata={"breaker": "NORMAL (tier 0)", "limits_breached": 0},
+        )
+        instance.report_runless_asset_event(calm)
+        first = _emergency_tick(instance)
+        assert not first.run_requests and "no limit breached" in (first.skip_message or "")
+        hot = dg.AssetMaterialization(
+            asset_key="risk_state",
+            partition="2024-03-14",
+            metadata={"breaker": "FREEZE (tier 3)", "limits_breached": 1},
+        )
+        instance.report_runless_asset_event(hot)
+        second = _emergency_tick(instance, first.cursor)
+        (request,) = second.run_requests
+        assert request.partition_key == "2024-03-14" and request.tags["mqf/schedule"] == "emergency"
+        assert emergency_rebalance_job_name() == "portfolio_job"
+
+
+def emergency_rebalance_job_name() -> str:
+    from sensors import emergency_rebalance_sensor
+
+    (target,) = emergency_rebalance_sensor.targets
+    return target.job_name
