@@ -17,7 +17,7 @@ from scipy.optimize import linprog
 from sklearn.covariance import LedoitWolf
 
 from mqf_pipeline.portfolio import optimizer as opt_mod
-from mqf_pipeline.portfolio.covariance import FactorCovariance, ledoit_wolf_covariance
+from mqf_pipeline.portfolio.covariance import FactorCovariance, ledoit_wolf_covariance, ledoit_wolf_factor
 from mqf_pipeline.portfolio.optimizer import (
     CONSTRAINT_NAMES,
     STATUSES,
@@ -437,6 +437,27 @@ def test_solver_failure_falls_through_sequential_greedy_hold(monkeypatch: pytest
     assert hold.status == "hold" and np.array_equal(hold.weights, inst["w_prev"])
 
 
+@pytest.mark.parametrize("shorts", [True, False])
+def test_clarabel_failure_uses_the_backup_solver(monkeypatch: pytest.MonkeyPatch, shorts: bool) -> None:
+    """Clarabel raises: OSQP (polishing on, eps 1e-9) on qp_backup gives status optimal, weights within 1e-6."""
+    c = OptimizerConstraints(allow_shorts=shorts)
+    inst = instance(2, n=30, shorts=shorts)
+    _, best = solve(c, inst)
+    real = opt_mod._solve
+
+    def clarabel_down(problem: cp.Problem, solver: str, tol: float) -> None:
+        if solver == "CLARABEL":
+            raise cp.error.SolverError("clarabel down")
+        real(problem, solver, tol)
+
+    monkeypatch.setattr(opt_mod, "_solve", clarabel_down)
+    optimizer, res = solve(c, inst)
+    assert res.status == "optimal" and res.method == "qp/OSQP" and "clarabel down" in res.notes[0]
+    assert np.abs(res.weights - best.weights).max() <= 1e-6
+    assert independent_violations(res.weights, inst, c, 1e-7) == set()
+    assert optimizer.last_problem.qp_backup.status == cp.OPTIMAL
+
+
 def test_fallbacks_on_infeasible_start_report_turnover(monkeypatch: pytest.MonkeyPatch) -> None:
     """Solver down and w_prev over the sector cap: sequential keeps caps (1e-9) and reports turnover + conflicts."""
     n = 12
@@ -564,3 +585,16 @@ def test_ledoit_wolf_covariance_annualised_and_nan_policies() -> None:
         ledoit_wolf_covariance(x[:1])
     with pytest.raises(ValueError):
         ledoit_wolf_covariance(x, nan_policy="ffill")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("policy", ["zero", "drop"])
+def test_ledoit_wolf_factor_form_is_exact(policy: str) -> None:
+    """ledoit_wolf_factor(x).matrix() equals ledoit_wolf_covariance(x) within 1e-12 relative (T < N and T > N)."""
+    rng = np.random.default_rng(1)
+    for t, n in ((40, 60), (300, 8)):
+        x = rng.normal(0.0, 0.02, (t, n))
+        x[3, 1] = np.nan
+        dense = ledoit_wolf_covariance(x, nan_policy=policy)  # type: ignore[arg-type]
+        factor = ledoit_wolf_factor(x, nan_policy=policy)  # type: ignore[arg-type]
+        assert factor.loadings.shape == (n, t - (policy == "drop"))
+        np.testing.assert_allclose(factor.matrix(), dense, rtol=0, atol=1e-12 * np.abs(dense).max())
