@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -48,6 +48,32 @@ class PortfolioInputs:
     returns: pl.DataFrame  # wide: date, <symbol>...
     traded: pl.DataFrame  # date, symbol, traded (close x volume, currency)
     sectors: dict[str, str]
+
+
+@dataclass
+class Solved:
+    """What the allocator produced for one session (before rows are built)."""
+
+    weights: np.ndarray
+    status: str
+    method: str
+    solve_ms: float = 0.0
+    objective: float | None = None
+    violated: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SessionBook:
+    """One session's universe and inputs, aligned on ``symbols``."""
+
+    day: dt.date
+    symbols: list[str]
+    prev: np.ndarray
+    mu: np.ndarray  # annualised expected returns (decimal)
+    cov: np.ndarray  # annualised
+    mode: str
+    hold_reason: str | None
 
 
 @dataclass
@@ -159,10 +185,8 @@ def optimise_session(
     mu_of = dict(zip(decided["symbol"].to_list(), decided["mu_hat"].to_list(), strict=True))
     outcome = dict(zip(decided["symbol"].to_list(), decided["final_decision"].to_list(), strict=True))
     mu = np.array([(mu_of.get(s) or 0.0) * SESSIONS_PER_YEAR for s in symbols])
-    objective = None
-    violated: list[str] = []
     if hold_reason or not symbols:
-        weights, status, method, solve_ms, conflicts = prev.copy(), "hold", "hold", 0.0, []
+        solved = Solved(prev.copy(), "hold", "hold")
     else:
         blocked = np.array([outcome.get(s, "REJECT") == "REJECT" for s in symbols])
         sizing = float(risk_row["sizing_multiplier"]) if risk_row else 1.0
@@ -170,67 +194,38 @@ def optimise_session(
         if cfg.allocator == "mean_variance":
             # a fresh optimizer per session: a re-solve of a cached compiled problem lands ~1e-8 away from a
             # cold solve, and a session must give identical rows alone or inside a backfill
-            engine = optimizer.PortfolioOptimizer(constraints)
-            res = engine.solve(views, cov, prev, adv, nav, sectors)
-            weights, status, method = res.weights, res.status, res.method
-            solve_ms, conflicts, violated, objective = (
+            res = optimizer.PortfolioOptimizer(constraints).solve(views, cov, prev, adv, nav, sectors)
+            solved = Solved(
+                res.weights,
+                res.status,
+                res.method,
                 res.solve_time_ms,
-                res.conflicts,
-                res.constraints_violated,
                 res.objective,
+                list(res.constraints_violated),
+                list(res.conflicts),
             )
         else:
             caps = {"max_position": cfg.single_name, "max_gross": cfg.gross, "allow_shorts": cfg.allow_shorts}
             weights = allocators.ALLOCATORS[cfg.allocator](views, cov, caps=caps, prev=prev)
-            status, method, solve_ms, conflicts = "optimal", cfg.allocator, 0.0, []
+            solved = Solved(weights, "optimal", cfg.allocator)
         # names the meta-brain REJECTed are not traded: they keep their current weight (mu = 0 alone would
         # still let a mean-variance book hold them as a hedge)
-        weights = np.where(blocked, prev, weights)
+        solved.weights = np.where(blocked, prev, solved.weights)
         check = risk_integration.pre_trade_check(
-            weights, cov, var_limit_daily=settings.risk.limits.var_95, max_gross=cfg.gross
+            solved.weights, cov, var_limit_daily=settings.risk.limits.var_95, max_gross=cfg.gross
         )
         if not check.ok:
-            weights = risk_integration.scale_weights(weights, check.scale_factor)
-            conflicts = [*conflicts, *(f"pre-trade: {r}; scaled x{check.scale_factor:.4f}" for r in check.reasons)]
-    report = optimizer.constraint_report(weights, prev, adv, nav, sectors, constraints) if symbols else {}
-    return _rows(
-        day,
-        settings,
-        symbols,
-        weights,
-        prev,
-        mu,
-        cov,
-        mode,
-        status,
-        method,
-        solve_ms,
-        objective,
-        violated,
-        conflicts,
-        report,
-        hold_reason,
-    )
+            solved.weights = risk_integration.scale_weights(solved.weights, check.scale_factor)
+            solved.conflicts += [f"pre-trade: {r}; scaled x{check.scale_factor:.4f}" for r in check.reasons]
+    report = optimizer.constraint_report(solved.weights, prev, adv, nav, sectors, constraints) if symbols else {}
+    return _rows(settings, SessionBook(day, symbols, prev, mu, cov, mode, hold_reason), solved, report)
 
 
 def _rows(
-    day,
-    settings,
-    symbols,
-    weights,
-    prev,
-    mu,
-    cov,
-    mode,
-    status,
-    method,
-    solve_ms,
-    objective,
-    violated,
-    conflicts,
-    report,
-    hold_reason,
+    settings: Settings, book: SessionBook, solved: Solved, report: dict[str, optimizer.ConstraintUsage]
 ) -> PortfolioResult:
+    """The three tables' rows for one session."""
+    day, symbols, prev, mu, cov, weights = book.day, book.symbols, book.prev, book.mu, book.cov, solved.weights
     cid = cycle_id(settings.fund.strategy, day)
     cost = settings.risk.meta_brain.cost_bps / 1e4
     var_w = float(weights @ cov @ weights) if len(symbols) else 0.0
@@ -279,18 +274,18 @@ def _rows(
     )
     result = {
         "cycle_id": cid,
-        "optimizer_status": status,
-        "solve_time_ms": float(solve_ms),
-        "objective_value": None if objective is None else float(objective),
-        "constraints_violated": json.dumps(sorted(violated)),
+        "optimizer_status": solved.status,
+        "solve_time_ms": float(solved.solve_ms),
+        "objective_value": None if solved.objective is None else float(solved.objective),
+        "constraints_violated": json.dumps(sorted(solved.violated)),
         "portfolio_return": float(weights @ mu) if len(symbols) else 0.0,
         "portfolio_volatility": vol,
         "portfolio_sharpe": (float(weights @ mu) - rf * float(np.abs(weights).sum())) / vol if vol > 0 else None,
         "date": day,
-        "rebalance": mode,
+        "rebalance": book.mode,
         "allocator": settings.portfolio.allocator,
-        "method": method,
-        "conflicts": json.dumps([*conflicts, *([hold_reason] if hold_reason else [])]),
+        "method": solved.method,
+        "conflicts": json.dumps([*solved.conflicts, *([book.hold_reason] if book.hold_reason else [])]),
     }
     return PortfolioResult(day, targets, constraints, result, dict(zip(symbols, weights.tolist(), strict=True)))
 
