@@ -254,6 +254,8 @@ class PortfolioSettings(_Section):
     turnover_strategic: float = Field(0.20, gt=0.0, description="turnover budget of the weekly (Friday) rebalance")
     turnover_tactical: float = Field(0.10, gt=0.0, description="turnover budget of the daily rebalance")
     turnover_emergency: float = Field(1.0, gt=0.0, description="turnover budget of an emergency (risk) rebalance")
+    covariance: str = Field("factor", description="factor (statistical, top principal components) | ledoit_wolf")
+    n_factors: int = Field(20, ge=1, description="factor covariance: principal components kept")
     cov_window_sessions: int = Field(252, ge=30, description="sessions of returns behind the covariance")
     adv_window_sessions: int = Field(20, ge=1, description="sessions behind average daily dollar volume")
     vol_target_ann: float = Field(0.10, gt=0.0, description="volatility_target allocator: annualised target")
@@ -263,6 +265,8 @@ class PortfolioSettings(_Section):
         known = ("mean_variance", "risk_parity", "kelly", "volatility_target")
         if self.allocator not in known:
             raise ValueError(f"unknown allocator {self.allocator!r}; known: {list(known)}")
+        if self.covariance not in ("factor", "ledoit_wolf"):
+            raise ValueError(f"unknown covariance {self.covariance!r}; known: ['factor', 'ledoit_wolf']")
         return self
 
 

@@ -2,8 +2,9 @@
 
 For session D (seed 002 sections 4.3-4.7): expected returns are the decisions' penalised ``mu_hat``
 (annualised x252); names the meta-brain REJECTed get none, and the risk state's sizing multiplier
-scales the rest (limits applied before). The covariance is Ledoit-Wolf over the last
-``cov_window_sessions`` returns (annualised). The configured allocator (mean-variance optimizer by
+scales the rest (limits applied before). The covariance (annualised, last ``cov_window_sessions``
+returns) is a statistical factor model (top ``n_factors`` principal components + specific variance,
+solved in factor form) or dense Ledoit-Wolf, by config. The configured allocator (mean-variance optimizer by
 default, with every constraint of seed 002 section 4.2 and its fallback chain) turns them into
 target weights from the previous session's targets, with the turnover budget of the session's
 rebalance (strategic, tactical or emergency); the pre-trade check then scales the book if its
@@ -26,7 +27,7 @@ from mqf_pipeline.audit import cycle_id
 from mqf_pipeline.config import Settings
 from mqf_pipeline.feature_store import usable_bars
 from mqf_pipeline.portfolio import allocators, optimizer, risk_integration
-from mqf_pipeline.portfolio.covariance import ledoit_wolf_covariance
+from mqf_pipeline.portfolio.covariance import FactorCovariance, ledoit_wolf_covariance, statistical_factor_covariance
 from mqf_pipeline.portfolio_rebalance import EMERGENCY, STRATEGIC, rebalance_mode
 from mqf_pipeline.storage.lake import Lake
 
@@ -168,7 +169,13 @@ def optimise_session(
         if symbols
         else np.zeros((window.height, 0))
     )
-    cov = ledoit_wolf_covariance(matrix) if symbols else np.zeros((0, 0))
+    if not symbols:
+        cov_model: np.ndarray | FactorCovariance = np.zeros((0, 0))
+    elif cfg.covariance == "factor":
+        cov_model = statistical_factor_covariance(matrix, cfg.n_factors)
+    else:
+        cov_model = ledoit_wolf_covariance(matrix)
+    cov = cov_model.matrix() if isinstance(cov_model, FactorCovariance) else cov_model
     # ADV: mean traded value over the last adv_window_sessions sessions, summed per window (not a running
     # mean, whose rounding would depend on where the loaded history starts)
     first = dates[max(0, idx - cfg.adv_window_sessions + 1)]
@@ -194,7 +201,7 @@ def optimise_session(
         if cfg.allocator == "mean_variance":
             # a fresh optimizer per session: a re-solve of a cached compiled problem lands ~1e-8 away from a
             # cold solve, and a session must give identical rows alone or inside a backfill
-            res = optimizer.PortfolioOptimizer(constraints).solve(views, cov, prev, adv, nav, sectors)
+            res = optimizer.PortfolioOptimizer(constraints).solve(views, cov_model, prev, adv, nav, sectors)
             solved = Solved(
                 res.weights,
                 res.status,

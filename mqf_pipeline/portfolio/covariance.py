@@ -76,6 +76,34 @@ def ledoit_wolf_factor(
     return FactorCovariance(loadings, np.full(n, periods_per_year * delta * m))
 
 
+def statistical_factor_covariance(
+    returns: np.ndarray,
+    n_factors: int = 20,
+    nan_policy: Literal["zero", "drop"] = "zero",
+    periods_per_year: int = TRADING_DAYS,
+) -> FactorCovariance:
+    """Annualised statistical factor model: the top ``n_factors`` principal components plus specific variance.
+
+    With ``Xc`` the demeaned ``(T, N)`` returns and ``Xc / sqrt(T) = U s V'``, the loadings are
+    ``sqrt(periods_per_year) V_K s_K`` (``(N, K)``) and each asset's specific variance is its sample
+    variance minus its common variance, so every asset keeps its sample variance exactly (the
+    residual ``V_rest s_rest^2 V_rest'`` is PSD, so the difference is >= 0; rounding is clipped at 0).
+    ``K`` is capped at ``min(T - 1, N)``; with ``K`` at the sample rank the model equals the sample
+    covariance. In factor form the optimizer's solve costs O(N K^2) rather than O(N^3).
+    """
+    if n_factors < 1:
+        raise ValueError(f"n_factors must be >= 1, got {n_factors!r}")
+    arr = _clean_returns(returns, nan_policy)
+    t, n = arr.shape
+    xc = (arr - arr.mean(axis=0)) / math.sqrt(t)
+    _, sv, vt = np.linalg.svd(xc, full_matrices=False)
+    k = min(n_factors, t - 1, n, sv.size)
+    loadings = math.sqrt(periods_per_year) * (vt[:k].T * sv[:k])
+    total = periods_per_year * (xc * xc).sum(axis=0)
+    specific = np.clip(total - (loadings * loadings).sum(axis=1), 0.0, None)
+    return FactorCovariance(loadings, specific)
+
+
 @dataclass(frozen=True, eq=False)
 class FactorCovariance:
     """Covariance in factor form ``Sigma = B B' + diag(specific_var)``, annualised decimal units.
