@@ -1,4 +1,4 @@
-"""Asset jobs: the data layer alone, the daily cycle, and the catalog refresh."""
+"""Asset jobs: the data layer alone, the daily cycle, the portfolio alone, and the catalog refresh."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ daily_cycle_job = dg.define_asset_job(
     description="The fund's cycle for a session (or a range): the data layer, features, regimes and agent "
     "signals, the meta-brain's decisions with their audit, the risk state, then the portfolio targets. Orders "
     "join this job with their stage.",
+)
+
+portfolio_job = dg.define_asset_job(
+    "portfolio_job",
+    selection=dg.AssetSelection.groups("portfolio"),
+    description="Re-optimize the portfolio of a session from its decisions and risk state (emergency rebalance).",
 )
 
 catalog_job = dg.define_asset_job(

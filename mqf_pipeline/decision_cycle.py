@@ -32,11 +32,19 @@ from mqf_pipeline.config import Settings
 from mqf_pipeline.feature_store import usable_bars
 from mqf_pipeline.regime import RISK_MULTIPLIERS
 from mqf_pipeline.risk import breakers
-from mqf_pipeline.risk_book import BookRisk, book_risk, cvar_function, limit_checks, returns_window
+from mqf_pipeline.risk_book import (
+    BookRisk,
+    book_risk,
+    cvar_function,
+    daily_returns_wide,
+    limit_checks,
+    returns_window,
+)
 from mqf_pipeline.storage.lake import Lake
 
 ProgressFn = Callable[[str], None]
 CODE_VERSION = "decisions-1"
+_NO_SIGNALS = pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, "agent": pl.String})
 #: Sessions behind a provider's confidence (data_quality outcomes of its bars).
 PROVIDER_WINDOW = 21
 #: Bisection steps for the SCALE fraction of the increases (2^-30 resolution).
@@ -76,7 +84,7 @@ class CycleInputs:
     """Everything the cycles of a range read, loaded once (all dated at or before the last session)."""
 
     days: tuple[dt.date, ...]
-    signals: pl.DataFrame
+    signals: dict[dt.date, pl.DataFrame]  # model_outputs rows by session (split once, not filtered per day)
     eligibility: pl.DataFrame
     quality: pl.DataFrame
     regimes: pl.DataFrame
@@ -123,25 +131,22 @@ def load_inputs(lake: Lake, settings: Settings, days: Sequence[dt.date], univers
     first, last = days[0], days[-1]
     back = calendar.session_offset(first, -(settings.risk.var.window_sessions + 1))
     bars = usable_bars(lake, back, last).select("date", "symbol", "close", "adjusted_close")
-    returns = (
-        bars.sort("symbol", "date")
-        .with_columns(ret=pl.col("adjusted_close") / pl.col("adjusted_close").shift(1).over("symbol") - 1.0)
-        .pivot(on="symbol", index="date", values="ret")
-        .sort("date")
-    )
-    returns = returns.select("date", *sorted(c for c in returns.columns if c != "date"))
-    features = lake.read_range("features", first, last)
+    returns = daily_returns_wide(bars)
+    outputs = lake.read_range("model_outputs", first, last)
+    span = [p for p in lake.partitions("features") if first.isoformat() <= p <= last.isoformat()]
+    # only ATR is needed: filter in the scan (one feature of 31) instead of reading every feature row
     atr = (
-        features.filter(pl.col("feature") == "atr_14").select("date", "symbol", pl.col("value").alias("atr"))
-        if features.height
-        else pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, "atr": pl.Float64})
+        lake.scan("features", span)
+        .filter(pl.col("feature") == "atr_14")
+        .select("date", "symbol", pl.col("value").alias("atr"))
+        .collect()
     )
     quality = lake.read_range("data_quality", calendar.session_offset(first, -PROVIDER_WINDOW), last)
     stored_weights = lake.partitions("agent_weights")
     learned = lake.read("agent_weights", stored_weights) if stored_weights else pl.DataFrame()
     return CycleInputs(
         days=tuple(days),
-        signals=lake.read_range("model_outputs", first, last),
+        signals={key[0]: part for key, part in outputs.partition_by("date", as_dict=True).items()},
         eligibility=lake.read_range("trading_eligibility", first, last),
         quality=quality.filter(pl.col("date") >= first).select("date", "symbol", "quality_score", "provider"),
         regimes=lake.read_range("regime_history", first, last),
@@ -260,7 +265,7 @@ def run_cycle(
     # 3. gates 0-2
     elig = inputs.eligibility.filter(pl.col("date") == day)
     eligible_syms = set(elig.filter(pl.col("eligible"))["symbol"].to_list())
-    sig = inputs.signals.filter((pl.col("date") == day) & pl.col("symbol").is_in(sorted(eligible_syms)))
+    sig = inputs.signals.get(day, _NO_SIGNALS).filter(pl.col("symbol").is_in(sorted(eligible_syms)))
     weights, weight_source = agent_weights_for(day, inputs, static_weights)
     sig = sig.filter(pl.col("agent").is_in([a for a, w in weights.items() if w > 0]))
     gates = governance.data_gates(elig, sig, settings.fund.history.min_history_rows)

@@ -12,10 +12,10 @@ from assets.decisions import decide_and_check_risk
 from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
 from assets.portfolio import optimize_portfolio
 from assets.signals import agent_signals, features, regime
-from jobs import catalog_job, daily_cycle_job, market_data_job
+from jobs import catalog_job, daily_cycle_job, market_data_job, portfolio_job
 from jobs.schedules import SCHEDULES
 from resources import KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
-from sensors import emergency_rebalance_sensor, kill_switch_sensor, portfolio_job
+from sensors import emergency_rebalance_sensor, kill_switch_sensor
 
 
 def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:

@@ -29,6 +29,7 @@ from mqf_pipeline.feature_store import usable_bars
 from mqf_pipeline.portfolio import allocators, optimizer, risk_integration
 from mqf_pipeline.portfolio.covariance import FactorCovariance, ledoit_wolf_covariance, statistical_factor_covariance
 from mqf_pipeline.portfolio_rebalance import EMERGENCY, STRATEGIC, rebalance_mode
+from mqf_pipeline.risk_book import daily_returns_wide
 from mqf_pipeline.storage.lake import Lake
 
 ProgressFn = Callable[[str], None]
@@ -93,17 +94,12 @@ def load_inputs(lake: Lake, settings: Settings, days: Sequence[dt.date], univers
     cfg = settings.portfolio
     back = calendar.session_offset(days[0], -(max(cfg.cov_window_sessions, cfg.adv_window_sessions) + 1))
     bars = usable_bars(lake, back, days[-1]).select("date", "symbol", "close", "adjusted_close", "volume")
-    ordered = bars.sort("symbol", "date")
-    returns = (
-        ordered.with_columns(r=pl.col("adjusted_close") / pl.col("adjusted_close").shift(1).over("symbol") - 1.0)
-        .pivot(on="symbol", index="date", values="r")
-        .sort("date")
-    )
-    traded = ordered.select("date", "symbol", (pl.col("close") * pl.col("volume")).alias("traded"))
+    returns = daily_returns_wide(bars)
+    traded = bars.sort("symbol", "date").select("date", "symbol", (pl.col("close") * pl.col("volume")).alias("traded"))
     return PortfolioInputs(
         decisions=lake.read_range("decisions", days[0], days[-1]),
         risk=lake.read_range("risk_state", days[0], days[-1]),
-        returns=returns.select("date", *sorted(c for c in returns.columns if c != "date")),
+        returns=returns,
         traded=traded,
         sectors=dict(zip(universe["symbol"].to_list(), universe["sector"].to_list(), strict=True)),
     )

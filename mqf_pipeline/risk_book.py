@@ -79,6 +79,17 @@ class BookRisk:
         return json.dumps({r["scenario"]: round(r["loss"], 8) for r in self.stress.iter_rows(named=True)})
 
 
+def daily_returns_wide(bars: pl.DataFrame) -> pl.DataFrame:
+    """Simple daily returns of adjusted closes, wide: ``date`` then one column per symbol (sorted)."""
+    wide = (
+        bars.sort("symbol", "date")
+        .with_columns(ret=pl.col("adjusted_close") / pl.col("adjusted_close").shift(1).over("symbol") - 1.0)
+        .pivot(on="symbol", index="date", values="ret")
+        .sort("date")
+    )
+    return wide.select("date", *sorted(c for c in wide.columns if c != "date"))
+
+
 def returns_window(wide: pl.DataFrame, day_index: int, length: int) -> ReturnsWindow:
     """The ``length`` rows of a wide (date, <symbol>...) returns frame ending at row ``day_index``."""
     lo = max(0, day_index - length + 1)

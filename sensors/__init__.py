@@ -1,6 +1,6 @@
 """Sensors: the kill switch and the emergency rebalance."""
 
 from sensors.kill_switch import kill_switch_sensor
-from sensors.risk_breach import emergency_rebalance_sensor, portfolio_job
+from sensors.risk_breach import emergency_rebalance_sensor
 
-__all__ = ["emergency_rebalance_sensor", "kill_switch_sensor", "portfolio_job"]
+__all__ = ["emergency_rebalance_sensor", "kill_switch_sensor"]

@@ -2,13 +2,8 @@
 
 import dagster as dg
 
+from jobs import portfolio_job
 from mqf_pipeline.portfolio_rebalance import BREACH_STATUSES
-
-portfolio_job = dg.define_asset_job(
-    "portfolio_job",
-    selection=dg.AssetSelection.groups("portfolio"),
-    description="Re-optimize the portfolio of a session from its decisions and risk state (emergency rebalance).",
-)
 
 
 @dg.asset_sensor(
