@@ -1,0 +1,1 @@
+"""Execution: orders and their state machine, the positions ledger, brokers, the cost simulator, schedules."""
