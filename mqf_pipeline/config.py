@@ -47,6 +47,7 @@ class PathsSettings(_Section):
     raw: str = Field("raw", description="raw provider archive, under runtime")
     catalog: str = Field("mqf.duckdb", description="DuckDB catalog file, under runtime")
     kill_switch: str = Field("KILL_SWITCH", description="kill-switch file, under runtime")
+    broker: str = Field("broker", description="the paper broker's order book (SQLite), under runtime")
 
 
 class CalendarSettings(_Section):
@@ -239,6 +240,39 @@ class RiskSettings(_Section):
     breakers: BreakerSettings = BreakerSettings()
 
 
+class ExecutionSettings(_Section):
+    """configs/execution.yaml: orders from target weights, the execution policy and its guards (seed 002
+    section 3.4), and the paper broker's cost model."""
+
+    default_strategy: str = Field("VWAP", description="MARKET | LIMIT | TWAP | POV | VWAP | WAIT")
+    limit_offset_bps: float = Field(5.0, ge=0.0, description="LIMIT: passive offset from the mid, bps")
+    pov_rate: float = Field(0.10, gt=0.0, le=1.0, description="POV: share of each bucket's volume")
+    twap_above_size_adv: float = Field(0.25, gt=0.0, description="a MARKET order above this size/ADV becomes TWAP")
+    max_estimated_slippage_bps: float = Field(
+        50.0, gt=0.0, description="an action whose expected cost exceeds this becomes LIMIT (seed 002 section 3.4)"
+    )
+    slippage_spike_bps: float = Field(
+        100.0, gt=0.0, description="a fill costing more than this vs the mid engages the execution kill switch"
+    )
+    spike_cooldown_sessions: int = Field(5, ge=1, description="sessions the execution kill switch stays engaged")
+    price_away_cancel: float = Field(0.05, gt=0.0, description="cancel the rest once the mid is this far from arrival")
+    volume_anomaly_ratio: float = Field(3.0, gt=1.0, description="abort once session volume exceeds this x ADV")
+    min_order_notional: float = Field(100.0, ge=0.0, description="dollars; smaller trades are not sent")
+    adv_window_sessions: int = Field(20, ge=1, description="sessions behind ADV (shares)")
+    vol_window_sessions: int = Field(20, ge=2, description="sessions behind the daily volatility")
+    impact_coef: float = Field(0.7, gt=0.0, description="Y in the square-root impact Y sigma sqrt(Q/V)")
+    commission_per_share: float = Field(0.0035, ge=0.0, description="paper broker commission, dollars per share")
+    max_participation: float = Field(0.25, gt=0.0, le=1.0, description="an aggressive child's share of bucket volume")
+    limit_max_participation: float = Field(0.10, gt=0.0, le=1.0, description="a passive child's share")
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> ExecutionSettings:
+        known = ("MARKET", "LIMIT", "TWAP", "POV", "VWAP", "WAIT")
+        if self.default_strategy not in known:
+            raise ValueError(f"unknown execution strategy {self.default_strategy!r}; known: {list(known)}")
+        return self
+
+
 class PortfolioSettings(_Section):
     """configs/portfolio.yaml: the allocator, the optimizer's constraints (seed 002 section 4.2) and rebalancing."""
 
@@ -282,6 +316,7 @@ class Settings(_Section):
     signals: SignalsSettings = SignalsSettings()
     risk: RiskSettings = RiskSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
+    execution: ExecutionSettings = ExecutionSettings()
 
     # ---------------------------------------------------------------- derived paths
     @property
@@ -311,6 +346,10 @@ class Settings(_Section):
         return self._under_runtime(self.fund.paths.kill_switch)
 
     @property
+    def broker_dir(self) -> Path:
+        return self._under_runtime(self.fund.paths.broker)
+
+    @property
     def dagster_home(self) -> Path:
         return self.runtime_dir / "dagster"
 
@@ -330,6 +369,7 @@ SECTION_FILES: dict[str, str] = {
     "signals": "signals.yaml",
     "risk": "risk.yaml",
     "portfolio": "portfolio.yaml",
+    "execution": "execution.yaml",
 }
 
 

@@ -65,7 +65,16 @@ CREATE TABLE orders (
     time_in_force VARCHAR,
     status VARCHAR NOT NULL,
     commission DOUBLE,
-    slippage DOUBLE
+    slippage DOUBLE,
+    date DATE NOT NULL,                -- extra: the cycle's session (orders made at D trade during D+1)
+    leg INTEGER NOT NULL,              -- extra: 0, or 1 for the second order of a trade crossing zero
+    strategy VARCHAR,                  -- extra: child-order schedule (MARKET, LIMIT, TWAP, POV, VWAP, WAIT)
+    limit_price DOUBLE,                -- extra
+    stop_price DOUBLE,                 -- extra
+    target_weight DOUBLE,              -- extra: the portfolio target the order moves towards, fraction of NAV
+    broker VARCHAR,                    -- extra: paper | alpaca-paper | alpaca-live
+    broker_order_id VARCHAR,           -- extra: the broker's id (order_id is our deterministic client order id)
+    reason VARCHAR                     -- extra: why an order was not submitted or was rejected
 );
 
 CREATE TABLE audit_log (
@@ -297,6 +306,23 @@ CREATE TABLE risk_state (             -- extra table: the risk engine's view of 
     UNIQUE (date)
 );
 
+CREATE TABLE account (                -- extra table: the fund's cash and NAV from the positions ledger
+    date DATE NOT NULL,
+    cash DOUBLE NOT NULL,              -- dollars
+    positions_value DOUBLE NOT NULL,   -- signed market value of the positions at the close, dollars
+    nav DOUBLE NOT NULL,               -- cash + positions_value
+    gross_exposure DOUBLE NOT NULL,    -- sum |market value| / nav
+    net_exposure DOUBLE NOT NULL,
+    n_positions BIGINT NOT NULL,
+    realized_pnl DOUBLE NOT NULL,      -- cumulative, dollars (after commissions)
+    commission DOUBLE NOT NULL,        -- this session's, dollars
+    dividends DOUBLE NOT NULL,         -- this session's cash dividends, dollars
+    n_fills BIGINT NOT NULL,           -- fills booked this session
+    broker VARCHAR NOT NULL,
+    spike_sessions_left BIGINT NOT NULL,   -- execution kill switch (slippage spike): sessions it stays engaged
+    UNIQUE (date)
+);
+
 CREATE TABLE risk_contributions (     -- extra table: per-position risk of the book after each cycle
     date DATE NOT NULL,
     symbol VARCHAR NOT NULL,
@@ -467,7 +493,10 @@ CREATE TABLE execution_decisions (
     q_values_json VARCHAR,
     used_fallback BOOLEAN,
     fallback_reason VARCHAR,
-    created_at TIMESTAMPTZ
+    created_at TIMESTAMPTZ,
+    date DATE NOT NULL,                -- extra: the cycle's session
+    expected_cost_bps DOUBLE,          -- extra: the cost model's expected cost of the chosen action
+    policy VARCHAR                     -- extra: rule-based (no learned execution model is deployed)
 );
 
 CREATE TABLE execution_outcomes (
@@ -486,7 +515,15 @@ CREATE TABLE execution_outcomes (
     bid_ask_spread DOUBLE,
     model_estimated_cost DOUBLE,
     cost_error_bps DOUBLE,
-    created_at TIMESTAMPTZ
+    created_at TIMESTAMPTZ,
+    date DATE NOT NULL,                -- extra: the session the order traded in (D+1 for an order of cycle D)
+    cycle_id VARCHAR,                  -- extra: the cycle that made the order
+    symbol VARCHAR,                    -- extra
+    side VARCHAR,                      -- extra
+    status VARCHAR,                    -- extra: the order's final status (FILLED, CANCELLED after partial fills, ...)
+    ordered_qty DOUBLE,                -- extra: shares
+    filled_qty DOUBLE,                 -- extra: shares
+    cancel_reason VARCHAR              -- extra: EXPIRED (DAY order at the close), PRICE_AWAY, VOLUME_ANOMALY, ...
 );
 
 -- ---------------------------------------------------------------- seed 002: portfolio optimization
@@ -554,7 +591,9 @@ CREATE TABLE execution_feedback (
     spread_bps DOUBLE,
     time_of_day VARCHAR,
     regime VARCHAR,
-    created_at TIMESTAMPTZ
+    created_at TIMESTAMPTZ,
+    date DATE NOT NULL,                -- extra: the session the order traded in
+    cycle_id VARCHAR                   -- extra: the cycle that made the order
 );
 
 CREATE TABLE slippage_model_coeffs (

@@ -1,0 +1,413 @@
+"""The paper broker: an order book in SQLite that fills through the simulator's cost model.
+
+It behaves like a broker, not like a function: orders persist across processes (one SQLite file
+under ``runtime/broker/``, every change in one transaction, so a process killed at any point leaves
+either all of a change or none of it), a known ``client_order_id`` is never accepted twice, and
+orders submitted for session D trade during the next session when :meth:`settle` is called for it
+with that session's market (bars known after its close). Every submit attempt is logged, including
+duplicates, so tests can prove the fund never tried to send one order twice.
+
+Simulated here: MARKET and LIMIT orders, DAY and GTC (a GTC remainder trades again next session),
+IOC and FOK (bucket 0 only; FOK fills in full or not at all), the schedules of
+:mod:`mqf_pipeline.execution.strategies`. STOP and STOP_LIMIT orders are refused (not simulated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from mqf_pipeline.execution import simulator as sim
+from mqf_pipeline.execution.brokers.base import AccountSnapshot, BrokerError, OrderRejectedError
+from mqf_pipeline.execution.orders import (
+    BrokerOrder,
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    round_qty,
+)
+from mqf_pipeline.execution.strategies import Strategy
+
+NEW_YORK = ZoneInfo("America/New_York")
+MARKET_COLUMNS = ("symbol", "open", "close", "volume", "spread_bps", "sigma", "adv")
+OPEN_STATUSES = (OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id TEXT PRIMARY KEY,
+    broker_order_id TEXT NOT NULL UNIQUE,
+    session TEXT NOT NULL,             -- the cycle's session; the order trades from the next one
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty REAL NOT NULL,
+    order_type TEXT NOT NULL,
+    time_in_force TEXT NOT NULL,
+    limit_price REAL,
+    stop_price REAL,
+    strategy TEXT NOT NULL,
+    limit_offset_bps REAL NOT NULL,
+    pov_rate REAL NOT NULL,
+    status TEXT NOT NULL,
+    filled_qty REAL NOT NULL DEFAULT 0,
+    filled_notional REAL NOT NULL DEFAULT 0,
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS fills (
+    fill_id TEXT PRIMARY KEY,
+    client_order_id TEXT NOT NULL REFERENCES orders(client_order_id),
+    session TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty REAL NOT NULL,
+    price REAL NOT NULL,
+    mid REAL NOT NULL,
+    commission REAL NOT NULL,
+    timestamp TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settled (session TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS submit_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_order_id TEXT NOT NULL,
+    outcome TEXT NOT NULL              -- accepted | duplicate | rejected
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class PaperBroker:
+    """Broker over ``<directory>/paper.sqlite`` filling through :func:`simulator.execute`."""
+
+    name = "paper"
+    #: The paper broker accepts orders for past sessions (backtests); a real broker does not.
+    accepts_historical = True
+
+    def __init__(self, directory: str | Path, *, initial_cash: float, params: sim.CostParams, seed: int) -> None:
+        self.path = Path(directory) / "paper.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.params = params
+        self.seed = int(seed)
+        with self._tx() as con:
+            con.executescript(_DDL)
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('initial_cash', ?)", (repr(float(initial_cash)),))
+        with self._tx() as con:
+            self.initial_cash = float(con.execute("SELECT value FROM meta WHERE key = 'initial_cash'").fetchone()[0])
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ reads
+    def get_orders(self, client_order_ids: Sequence[str]) -> dict[str, BrokerOrder]:
+        with self._tx() as con:
+            rows = _select_in(con, "SELECT * FROM orders WHERE client_order_id IN ({})", client_order_ids)
+        return {r["client_order_id"]: _order(r) for r in rows}
+
+    def fills(self, client_order_ids: Sequence[str]) -> list[Fill]:
+        with self._tx() as con:
+            rows = _select_in(
+                con, "SELECT * FROM fills WHERE client_order_id IN ({}) ORDER BY timestamp, fill_id", client_order_ids
+            )
+        return [
+            Fill(
+                r["client_order_id"],
+                r["fill_id"],
+                r["symbol"],
+                Side(r["side"]),
+                r["qty"],
+                r["price"],
+                r["timestamp"],
+                r["commission"],
+                r["mid"],
+            )
+            for r in rows
+        ]
+
+    def positions(self) -> dict[str, float]:
+        with self._tx() as con:
+            rows = con.execute(
+                "SELECT symbol, SUM(CASE side WHEN 'BUY' THEN qty ELSE -qty END) FROM fills GROUP BY symbol"
+            ).fetchall()
+        return {s: q for s, q in rows if abs(q) > 1e-9}
+
+    def account(self) -> AccountSnapshot:
+        with self._tx() as con:
+            flow = con.execute(
+                "SELECT COALESCE(SUM(CASE side WHEN 'BUY' THEN -qty * price ELSE qty * price END - commission), 0) "
+                "FROM fills"
+            ).fetchone()[0]
+        cash = self.initial_cash + float(flow)
+        return AccountSnapshot(cash=cash, equity=cash, buying_power=cash)
+
+    def submit_log(self) -> list[tuple[str, str]]:
+        """Every submit attempt in order: (client_order_id, accepted | duplicate | rejected)."""
+        with self._tx() as con:
+            return [(r[0], r[1]) for r in con.execute("SELECT client_order_id, outcome FROM submit_log ORDER BY seq")]
+
+    def settled_through(self) -> dt.date | None:
+        with self._tx() as con:
+            row = con.execute("SELECT MAX(session) FROM settled").fetchone()
+        return dt.date.fromisoformat(row[0]) if row and row[0] else None
+
+    # ------------------------------------------------------------------ writes
+    def submit(self, order: OrderRequest, *, session: dt.date) -> BrokerOrder:
+        """Accept ``order`` for trading in the session after ``session``; a known id returns the existing order."""
+        with self._tx() as con:
+            row = con.execute("SELECT * FROM orders WHERE client_order_id = ?", (order.client_order_id,)).fetchone()
+            if row is not None:
+                con.execute(
+                    "INSERT INTO submit_log (client_order_id, outcome) VALUES (?, 'duplicate')",
+                    (order.client_order_id,),
+                )
+                return _order(_named(con, row))
+            reason = _refusal(con, order, session)
+            if reason:
+                con.execute(
+                    "INSERT INTO submit_log (client_order_id, outcome) VALUES (?, 'rejected')", (order.client_order_id,)
+                )
+        if reason:
+            raise OrderRejectedError(f"paper broker refused {order.side.value} {order.qty} {order.symbol}: {reason}")
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO orders (client_order_id, broker_order_id, session, symbol, side, qty, order_type, "
+                "time_in_force, limit_price, stop_price, strategy, limit_offset_bps, pov_rate, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    order.client_order_id,
+                    broker_order_id(order.client_order_id),
+                    session.isoformat(),
+                    order.symbol,
+                    order.side.value,
+                    order.qty,
+                    order.order_type.value,
+                    order.time_in_force.value,
+                    order.limit_price,
+                    order.stop_price,
+                    order.strategy,
+                    order.limit_offset_bps,
+                    order.pov_rate,
+                    OrderStatus.SUBMITTED.value,
+                ),
+            )
+            con.execute(
+                "INSERT INTO submit_log (client_order_id, outcome) VALUES (?, 'accepted')", (order.client_order_id,)
+            )
+            row = con.execute("SELECT * FROM orders WHERE client_order_id = ?", (order.client_order_id,)).fetchone()
+            return _order(_named(con, row))
+
+    def cancel(self, client_order_id: str) -> BrokerOrder:
+        with self._tx() as con:
+            row = con.execute("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+            if row is None:
+                raise BrokerError(f"paper broker: no order {client_order_id}")
+            order = _order(_named(con, row))
+            if order.status.terminal:
+                return order
+            new = order.with_status(OrderStatus.CANCELLED, reject_reason="CANCELLED_BY_CLIENT")
+            con.execute(
+                "UPDATE orders SET status = ?, reason = ? WHERE client_order_id = ?",
+                (new.status.value, new.reject_reason, client_order_id),
+            )
+            return new
+
+    def settle(self, session: dt.date, market: pl.DataFrame) -> int:
+        """Trade every open order made before ``session`` through ``session`` (once; repeat calls are no-ops).
+
+        ``market`` has one row per symbol: open and close (dollars), volume (shares), spread_bps, sigma
+        (daily, decimal) and adv (shares, from sessions before). Returns the number of fills booked.
+        """
+        missing = [c for c in MARKET_COLUMNS if c not in market.columns]
+        if missing:
+            raise ValueError(f"paper broker settle {session}: market frame lacks column(s) {missing}")
+        with self._tx() as con:
+            key = session.isoformat()
+            if con.execute("SELECT 1 FROM settled WHERE session = ?", (key,)).fetchone():
+                return 0
+            later = con.execute("SELECT MAX(session) FROM settled").fetchone()[0]
+            if later and later > key:
+                raise BrokerError(f"paper broker: cannot settle {session}, sessions through {later} already traded")
+            rows = [
+                _named(con, r)
+                for r in con.execute(
+                    f"SELECT * FROM orders WHERE session < ? AND status IN ({','.join('?' * len(OPEN_STATUSES))}) "
+                    "ORDER BY client_order_id",
+                    (key, *OPEN_STATUSES),
+                ).fetchall()
+            ]
+            n = self._trade(con, session, rows, market) if rows else 0
+            con.execute("INSERT INTO settled VALUES (?)", (key,))
+            return n
+
+    def _trade(self, con: sqlite3.Connection, session: dt.date, rows: list[dict], market: pl.DataFrame) -> int:
+        quotes = {r["symbol"]: r for r in market.select(MARKET_COLUMNS).iter_rows(named=True)}
+        tradable = [r for r in rows if r["symbol"] in quotes and _quote_ok(quotes[r["symbol"]])]
+        for r in rows:
+            if r not in tradable:
+                _close(con, r, "NO_BAR", expire=r["time_in_force"] != TimeInForce.GTC.value)
+        if not tradable:
+            return 0
+        q = [quotes[r["symbol"]] for r in tradable]
+        symbols = tuple(r["symbol"] for r in tradable)
+        mkt = sim.SessionMarket(
+            arrival=np.array([x["open"] for x in q], float),
+            close=np.array([x["close"] for x in q], float),
+            sigma=np.array([x["sigma"] for x in q], float),
+            spread_bps=np.array([x["spread_bps"] for x in q], float),
+            volume=np.array([x["volume"] for x in q], float),
+            adv=np.array([x["adv"] for x in q], float),
+            symbols=symbols,
+        )
+        strategies = [_strategy(r) for r in tradable]
+        remaining = np.array([round_qty(r["qty"] - r["filled_qty"]) for r in tradable])
+        res = sim.execute(
+            strategies,
+            np.array([Side(r["side"]).sign for r in tradable], float),
+            remaining,
+            mkt,
+            self.params,
+            sim.draws_for(self.seed, session, symbols),
+            limit_offset_bps=np.array([r["limit_offset_bps"] for r in tradable], float),
+            pov_rate=np.array([r["pov_rate"] for r in tradable], float),
+        )
+        n_fills = 0
+        for i, r in enumerate(tradable):
+            qtys, prices = res.fill_qty[i], res.fill_price[i]
+            buckets = [k for k in range(qtys.shape[0]) if qtys[k] > 0]
+            if r["time_in_force"] == TimeInForce.FOK.value and not np.isclose(qtys.sum(), remaining[i]):
+                buckets = []  # fill or kill: all of it or nothing
+            filled, notional = r["filled_qty"], r["filled_notional"]
+            for k in buckets:
+                qty = float(qtys[k])
+                ts = dt.datetime.combine(session, res.bucket_times[k], NEW_YORK).astimezone(dt.UTC)
+                commission = qty * self.params.commission_per_share
+                con.execute(
+                    "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        f"{r['broker_order_id']}:{session.isoformat()}:{k:02d}",
+                        r["client_order_id"],
+                        session.isoformat(),
+                        r["symbol"],
+                        r["side"],
+                        qty,
+                        float(prices[k]),
+                        float(res.mid[i, k]),
+                        commission,
+                        ts.isoformat(),
+                    ),
+                )
+                filled += qty
+                notional += qty * float(prices[k])
+                n_fills += 1
+            booked = {**r, "filled_qty": filled, "filled_notional": notional}
+            done = filled >= r["qty"] - 1e-9
+            reason = res.cancel_reason[i]
+            gtc = r["time_in_force"] == TimeInForce.GTC.value and reason is None
+            if done:
+                _update(con, booked, OrderStatus.FILLED, None)
+            elif gtc:
+                _update(con, booked, OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED, None)
+            else:
+                _update(con, booked, OrderStatus.CANCELLED, reason or "EXPIRED")
+        return n_fills
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def broker_order_id(client_order_id: str) -> str:
+    """The paper broker's own id: deterministic, so a fresh rerun reproduces every stored row."""
+    return "paper-" + hashlib.sha256(client_order_id.encode()).hexdigest()[:20]
+
+
+def _refusal(con: sqlite3.Connection, order: OrderRequest, session: dt.date) -> str | None:
+    if order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
+        return f"{order.order_type.value} orders are not simulated by the paper broker"
+    later = con.execute("SELECT MAX(session) FROM settled WHERE session > ?", (session.isoformat(),)).fetchone()[0]
+    if later:
+        return f"the session after {session} has already traded (settled through {later})"
+    try:
+        Strategy(order.strategy)
+    except ValueError:
+        return f"unknown execution strategy {order.strategy!r}"
+    return None
+
+
+def _strategy(row: dict) -> Strategy:
+    if row["time_in_force"] in (TimeInForce.IOC.value, TimeInForce.FOK.value):
+        return Strategy.MARKET if row["order_type"] == OrderType.MARKET.value else Strategy.LIMIT
+    if row["order_type"] == OrderType.LIMIT.value:
+        return Strategy.LIMIT
+    return Strategy(row["strategy"])
+
+
+def _quote_ok(q: dict) -> bool:
+    vals = [q["open"], q["close"], q["sigma"], q["spread_bps"], q["volume"], q["adv"]]
+    return all(v is not None and np.isfinite(v) for v in vals) and q["open"] > 0 and q["adv"] > 0 and q["volume"] > 0
+
+
+def _update(con: sqlite3.Connection, row: dict, status: OrderStatus, reason: str | None) -> None:
+    _order(row).with_status(status)  # validates the transition
+    con.execute(
+        "UPDATE orders SET status = ?, filled_qty = ?, filled_notional = ?, reason = ? WHERE client_order_id = ?",
+        (status.value, row["filled_qty"], row["filled_notional"], reason, row["client_order_id"]),
+    )
+
+
+def _close(con: sqlite3.Connection, row: dict, reason: str, *, expire: bool) -> None:
+    if expire:
+        _update(con, row, OrderStatus.CANCELLED, reason)
+
+
+def _named(con: sqlite3.Connection, row: tuple) -> dict:
+    cols = [c[1] for c in con.execute("PRAGMA table_info(orders)")]
+    return dict(zip(cols, row, strict=True))
+
+
+def _select_in(con: sqlite3.Connection, sql: str, ids: Sequence[str]) -> list[dict]:
+    out: list[dict] = []
+    ids = list(ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        cur = con.execute(sql.format(",".join("?" * len(chunk))), chunk)
+        cols = [d[0] for d in cur.description]
+        out += [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    return out
+
+
+def _order(r: dict) -> BrokerOrder:
+    filled = float(r["filled_qty"])
+    return BrokerOrder(
+        client_order_id=r["client_order_id"],
+        broker_order_id=r["broker_order_id"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        qty=float(r["qty"]),
+        order_type=OrderType(r["order_type"]),
+        time_in_force=TimeInForce(r["time_in_force"]),
+        status=OrderStatus(r["status"]),
+        filled_qty=filled,
+        filled_avg_price=float(r["filled_notional"]) / filled if filled > 0 else None,
+        limit_price=r["limit_price"],
+        stop_price=r["stop_price"],
+        reject_reason=r["reason"],
+    )
