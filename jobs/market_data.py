@@ -13,10 +13,10 @@ market_data_job = dg.define_asset_job(
 
 daily_cycle_job = dg.define_asset_job(
     "daily_cycle_job",
-    selection=dg.AssetSelection.groups("market_data", "signals", "decisions", "risk", "portfolio"),
+    selection=dg.AssetSelection.groups("market_data", "signals", "decisions", "risk", "portfolio", "execution"),
     description="The fund's cycle for a session (or a range): the data layer, features, regimes and agent "
-    "signals, the meta-brain's decisions with their audit, the risk state, then the portfolio targets. Orders "
-    "join this job with their stage.",
+    "signals, the meta-brain's decisions with their audit, the risk state, the portfolio targets, then "
+    "execution: fills of the previous session's orders, positions, and this session's orders at the broker.",
 )
 
 portfolio_job = dg.define_asset_job(

@@ -264,6 +264,7 @@ class ExecutionSettings(_Section):
     commission_per_share: float = Field(0.0035, ge=0.0, description="paper broker commission, dollars per share")
     max_participation: float = Field(0.25, gt=0.0, le=1.0, description="an aggressive child's share of bucket volume")
     limit_max_participation: float = Field(0.10, gt=0.0, le=1.0, description="a passive child's share")
+    alpaca_url_override: str | None = Field(None, description="Alpaca trading base URL (tests, proxies)")
 
     @model_validator(mode="after")
     def _known_strategy(self) -> ExecutionSettings:

@@ -9,12 +9,13 @@ import dagster as dg
 
 from assets.catalog import duckdb_catalog
 from assets.decisions import decide_and_check_risk
+from assets.execution import execute_orders
 from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
 from assets.portfolio import optimize_portfolio
 from assets.signals import agent_signals, features, regime
 from jobs import catalog_job, daily_cycle_job, market_data_job, portfolio_job
 from jobs.schedules import SCHEDULES
-from resources import KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
+from resources import BrokerResource, KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
 from sensors import emergency_rebalance_sensor, kill_switch_sensor
 
 
@@ -26,6 +27,7 @@ def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
         "storage": StorageResource(settings=settings),
         "market_data": MarketDataResource(settings=settings),
         "kill_switch": KillSwitchResource(settings=settings),
+        "broker": BrokerResource(settings=settings),
     }
 
 
@@ -39,6 +41,7 @@ ASSETS = [
     agent_signals,
     decide_and_check_risk,
     optimize_portfolio,
+    execute_orders,
     duckdb_catalog,
 ]
 JOBS = [daily_cycle_job, market_data_job, catalog_job, portfolio_job]

@@ -30,6 +30,12 @@ TABLE_ASSETS: dict[str, str] = {
     "portfolio_targets": "portfolio_targets",
     "portfolio_constraints": "portfolio_constraints",
     "optimization_results": "optimization_results",
+    "execution_outcomes": "execution_outcomes",
+    "execution_feedback": "execution_feedback",
+    "positions": "positions",
+    "account": "account",
+    "orders": "orders",
+    "execution_decisions": "execution_decisions",
 }
 MARKET_DATA_TABLES: tuple[str, ...] = tuple(TABLE_ASSETS)
 

@@ -34,6 +34,12 @@ EXPECTED_ASSETS = {
     "portfolio_constraints": ("portfolio", True),
     "optimization_results": ("portfolio", True),
     "duckdb_catalog": ("catalog", False),
+    "execution_outcomes": ("execution", True),
+    "execution_feedback": ("execution", True),
+    "positions": ("execution", True),
+    "account": ("execution", True),
+    "orders": ("execution", True),
+    "execution_decisions": ("execution", True),
 }
 
 

@@ -1,0 +1,156 @@
+"""Execution assets (group ``execution``): fills of the previous session's orders, positions, cash, and
+the session's orders with their execution decisions.
+
+One step walks the sessions in order: session D books the fills of D-1's orders (traded during D),
+marks positions at D's close, reconciles with the broker, then makes D's orders. The five seed tables
+plus ``account`` (cash, NAV) depend on their own previous partition.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from assets.common import RETRY, md_table, partition_dates, write_metadata
+from assets.partitions import TRADING_DAYS
+from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError
+from mqf_pipeline.execution_cycle import CODE_VERSION, ExecutionStateError, run_execution
+from mqf_pipeline.kill_switch import KillSwitchEngagedError
+from resources import BrokerResource, KillSwitchResource, SettingsResource, StorageResource
+
+PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+INPUTS = ["portfolio_targets", "risk_state", "price_history", "corporate_actions", "regime_history"]
+CARRIED = ("positions", "account", "orders", "execution_decisions")
+OUTPUTS: tuple[tuple[str, str], ...] = (
+    (
+        "execution_outcomes",
+        "Per order of the previous cycle, as it traded during this session (seed 002 section 3.5): arrival and "
+        "fill price, slippage, impact and total cost in bps, commission, ADV, spread, the model's expected cost "
+        "and its error, the final status and filled quantity.",
+    ),
+    (
+        "execution_feedback",
+        "Per filled order (seed 002 section 5.4): costs with the market conditions they met (size/ADV, "
+        "volatility, spread, time of day, regime), the input of the slippage model refit.",
+    ),
+    (
+        "positions",
+        "Positions after the session: shares (sum of fills, split-adjusted), average cost, close, market value, "
+        "weight of NAV, unrealised and realised PnL.",
+    ),
+    ("account", "Cash, positions value, NAV, exposures, commissions and dividends of the session."),
+    (
+        "orders",
+        "Orders the cycle made to move positions to the portfolio targets (seed 000 section 11), with the "
+        "deterministic client order id, schedule, and state as made: SUBMITTED, or REJECTED with the reason "
+        "(kill switch, FREEZE breaker, broker refusal).",
+    ),
+    (
+        "execution_decisions",
+        "Per order, the execution policy's state (size/ADV, volatility, spread, time remaining), the chosen "
+        "schedule, its expected cost and any fallback (seed 002 section 3.5).",
+    ),
+)
+SPECS = [
+    dg.AssetSpec(
+        key,
+        group_name="execution",
+        deps=[*INPUTS, *(dg.AssetDep(c, partition_mapping=PREVIOUS) for c in CARRIED if c == key)],
+        code_version=CODE_VERSION,
+        kinds={"parquet"},
+        description=text,
+    )
+    for key, text in OUTPUTS
+]
+
+
+@dg.multi_asset(
+    specs=SPECS,
+    partitions_def=TRADING_DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=RETRY,
+    name="execute_orders",
+)
+def execute_orders(
+    context: dg.AssetExecutionContext,
+    settings: SettingsResource,
+    storage: StorageResource,
+    broker: BrokerResource,
+    kill_switch: KillSwitchResource,
+):
+    """Settle, book, reconcile and order, session by session; a rerun finds its orders at the broker."""
+    cfg = settings.get()
+    lake = storage.lake()
+    days = partition_dates(context)
+    try:
+        venue = broker.broker()
+        results = run_execution(lake, cfg, days, venue, kill_switch_path=kill_switch.file(), progress=context.log.info)
+    except LiveTradingRefusedError as exc:
+        raise dg.Failure(description=f"trading refused: {exc}", allow_retries=False) from exc
+    except (ExecutionStateError, KillSwitchEngagedError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except BrokerError as exc:
+        raise dg.Failure(description=f"broker {type(exc).__name__}: {exc}", allow_retries=exc.retryable) from exc
+    now = dt.datetime.now(dt.UTC)
+    last = results[-1]
+    if last.blocked_reason:
+        context.log.warning(f"order submission blocked on {last.day}: {last.blocked_reason}")
+    for note in last.notes:
+        context.log.info(note)
+
+    def concat(attr: str) -> pl.DataFrame:
+        return pl.concat([getattr(r, attr) for r in results], how="vertical_relaxed")
+
+    written = {
+        "execution_outcomes": lake.write_many("execution_outcomes", concat("outcomes"), days, now=now),
+        "execution_feedback": lake.write_many("execution_feedback", concat("feedback"), days, now=now),
+        "positions": lake.write_many("positions", concat("positions"), days, now=now),
+        "account": lake.write_many("account", pl.DataFrame([r.account for r in results]), days, now=now),
+        "orders": lake.write_many("orders", concat("orders"), days, now=now),
+        "execution_decisions": lake.write_many("execution_decisions", concat("decisions"), days, now=now),
+    }
+    acct = last.account
+    out = last.outcomes
+    extra: dict[str, dict[str, object]] = {
+        "execution_outcomes": {
+            "session": str(last.day),
+            "orders_traded": out.height,
+            "filled": int((out["status"] == "FILLED").sum()) if out.height else 0,
+            "mean_cost_bps": round(float(out["total_cost_bps"].mean() or 0.0), 3) if out.height else 0.0,
+        },
+        "execution_feedback": {"session": str(last.day), "fills": last.feedback.height},
+        "positions": {
+            "session": str(last.day),
+            "positions": last.positions.height,
+            "positions_preview": dg.MetadataValue.md(
+                md_table(
+                    last.positions.sort("market_value", descending=True).select(
+                        "symbol", "qty", "market_value", "weight"
+                    ),
+                    15,
+                )
+            )
+            if last.positions.height
+            else "none",
+        },
+        "account": {
+            "session": str(last.day),
+            "nav": round(acct["nav"], 2),
+            "cash": round(acct["cash"], 2),
+            "gross_exposure": round(acct["gross_exposure"], 6),
+            "broker": acct["broker"],
+        },
+        "orders": {
+            "session": str(last.day),
+            "orders": last.orders.height,
+            "submitted": last.submitted,
+            "already_at_broker": last.already_at_broker,
+            "blocked": last.blocked_reason or "no",
+        },
+        "execution_decisions": {
+            "session": str(last.day),
+            "fallbacks": int(last.decisions["used_fallback"].sum()) if last.decisions.height else 0,
+        },
+    }
+    for key, _ in OUTPUTS:
+        yield dg.MaterializeResult(asset_key=key, metadata=write_metadata(written[key], **extra[key]))
