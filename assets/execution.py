@@ -9,12 +9,11 @@ plus ``account`` (cash, NAV) depend on their own previous partition.
 import datetime as dt
 
 import dagster as dg
-import polars as pl
 
 from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
 from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError
-from mqf_pipeline.execution_cycle import CODE_VERSION, ExecutionStateError, run_execution
+from mqf_pipeline.execution_cycle import CODE_VERSION, ExecutionStateError, run_execution, write_results
 from mqf_pipeline.kill_switch import KillSwitchEngagedError
 from resources import BrokerResource, KillSwitchResource, SettingsResource, StorageResource
 
@@ -98,17 +97,7 @@ def execute_orders(
     for note in last.notes:
         context.log.info(note)
 
-    def concat(attr: str) -> pl.DataFrame:
-        return pl.concat([getattr(r, attr) for r in results], how="vertical_relaxed")
-
-    written = {
-        "execution_outcomes": lake.write_many("execution_outcomes", concat("outcomes"), days, now=now),
-        "execution_feedback": lake.write_many("execution_feedback", concat("feedback"), days, now=now),
-        "positions": lake.write_many("positions", concat("positions"), days, now=now),
-        "account": lake.write_many("account", pl.DataFrame([r.account for r in results]), days, now=now),
-        "orders": lake.write_many("orders", concat("orders"), days, now=now),
-        "execution_decisions": lake.write_many("execution_decisions", concat("decisions"), days, now=now),
-    }
+    written = write_results(lake, results, now)
     acct = last.account
     out = last.outcomes
     extra: dict[str, dict[str, object]] = {

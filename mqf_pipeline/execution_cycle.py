@@ -45,7 +45,7 @@ from mqf_pipeline.execution.orders import (
     round_qty,
 )
 from mqf_pipeline.feature_store import usable_bars
-from mqf_pipeline.storage.lake import Lake
+from mqf_pipeline.storage.lake import Lake, WriteResult
 
 CODE_VERSION = "execution-1"
 NEW_YORK = ZoneInfo("America/New_York")
@@ -578,5 +578,22 @@ def run_execution(
     return results
 
 
-def positions_frame(rows: list[pl.DataFrame]) -> pl.DataFrame:
-    return pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame(schema=POSITION_SCHEMA)
+def write_results(
+    lake: Lake, results: Sequence[SessionResult], now: dt.datetime | None = None
+) -> dict[str, list[WriteResult]]:
+    """Write every execution table's partitions of ``results`` (one atomic file per table and session)."""
+    days = [r.day for r in results]
+    now = now or dt.datetime.now(dt.UTC)
+
+    def concat(attr: str, schema: dict | None = None) -> pl.DataFrame:
+        frames = [getattr(r, attr) for r in results]
+        return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=schema)
+
+    return {
+        "execution_outcomes": lake.write_many("execution_outcomes", concat("outcomes"), days, now=now),
+        "execution_feedback": lake.write_many("execution_feedback", concat("feedback"), days, now=now),
+        "positions": lake.write_many("positions", concat("positions", POSITION_SCHEMA), days, now=now),
+        "account": lake.write_many("account", pl.DataFrame([r.account for r in results]), days, now=now),
+        "orders": lake.write_many("orders", concat("orders"), days, now=now),
+        "execution_decisions": lake.write_many("execution_decisions", concat("decisions"), days, now=now),
+    }

@@ -85,4 +85,21 @@ def decision_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
                 else ""
             ),
         }
+    if lake.exists("account", key):
+        acct = lake.read("account", [key]).row(0, named=True)
+        orders = lake.read("orders", [key])
+        outcomes = lake.read("execution_outcomes", [key])
+        by_status = dict(orders.group_by("status").len().sort("status").iter_rows()) if orders.height else {}
+        filled = outcomes.filter(pl.col("filled_qty") > 0)
+        out |= {
+            "account": f"NAV {acct['nav']:,.2f}, cash {acct['cash']:,.2f}, {acct['n_positions']} positions, "
+            f"gross {100 * acct['gross_exposure']:.1f}% ({acct['broker']} broker)",
+            "fills": f"{acct['n_fills']} fills on {filled.height} of {outcomes.height} orders of the previous session"
+            + (
+                f", mean cost {float(filled['total_cost_bps'].mean()):.1f} bps"
+                if filled.height and filled["total_cost_bps"].mean() is not None
+                else ""
+            ),
+            "orders": ", ".join(f"{k} {v}" for k, v in by_status.items()) if by_status else "none",
+        }
     return out
