@@ -74,3 +74,48 @@ def test_rerun_identical_targets(deployment):
     before = {t: lake.stored_hash(t, day) for t in tables}
     assert run_market_data(config_dir, day, day, instance).success
     assert {t: lake.stored_hash(t, day) for t in tables} == before
+
+
+# ---------------------------------------------------------------------------------------------- execution
+EXECUTION_TABLES = ("orders", "execution_decisions", "execution_outcomes", "execution_feedback", "positions", "account")
+
+
+def test_execution_books_fills_into_positions_that_match_the_broker(deployment):
+    """Every session has its account; positions after the last session equal the paper broker's sum of fills."""
+    from mqf_pipeline.execution.brokers.paper import PaperBroker
+    from mqf_pipeline.execution.policy import cost_params
+
+    config_dir, _, result, lake = deployment
+    cfg = settings_for(config_dir)
+    assert sorted(lake.partitions("account")) == [d.isoformat() for d in SESSIONS]
+    broker = PaperBroker(cfg.broker_dir, initial_cash=cfg.risk.initial_nav, params=cost_params(cfg.execution), seed=1)
+    last = max(lake.partitions("positions"))
+    ours = dict(lake.read("positions", [last]).select("symbol", "qty").iter_rows())
+    assert ours and ours.keys() == broker.positions().keys()
+    assert all(abs(q - broker.positions()[s]) < 1e-9 for s, q in ours.items())
+    orders, outcomes = lake.read("orders"), lake.read("execution_outcomes")
+    assert orders.filter(pl.col("status") == "SUBMITTED").height == outcomes.height  # every order traded next day
+    meta = materializations(result)["orders"][-1].metadata
+    for key in ("orders", "submitted", "already_at_broker", "blocked"):
+        assert key in meta
+
+
+def test_execution_rerun_identical_and_kill_switch_blocks_the_next_session(deployment):
+    from mqf_pipeline import kill_switch
+
+    config_dir, instance, _, lake = deployment
+    cfg = settings_for(config_dir)
+    day = SESSIONS[-10]
+    before = {t: lake.stored_hash(t, day) for t in EXECUTION_TABLES}
+    assert run_market_data(config_dir, day, day, instance).success
+    assert {t: lake.stored_hash(t, day) for t in EXECUTION_TABLES} == before
+    nxt = calendar.session_offset(END, 1)
+    kill_switch.engage(cfg.kill_switch_path, "test: halt orders", "pytest")
+    try:
+        assert run_market_data(config_dir, nxt, nxt, instance).success
+    finally:
+        cfg.kill_switch_path.unlink()
+    orders = lake.read("orders", [nxt])
+    assert (orders["status"] == "REJECTED").all()
+    assert orders.is_empty() or orders["reason"].str.contains("KILL_SWITCH").all()
+    assert lake.exists("positions", nxt)

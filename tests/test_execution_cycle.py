@@ -1,0 +1,142 @@
+"""The execution cycle on a synthetic lake with the paper broker: timing, ledger = broker, idempotent
+reruns, blocking by the kill switch and a FREEZE breaker, and the SIGKILL crash test (slow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bench.crash import build_lake, crash_test
+from mqf_pipeline import kill_switch
+from mqf_pipeline.config import load_settings
+from mqf_pipeline.execution.brokers.paper import PaperBroker
+from mqf_pipeline.execution.policy import cost_params
+from mqf_pipeline.execution_cycle import (
+    ExecutionStateError,
+    ReconciliationError,
+    load_carried,
+    load_inputs,
+    run_execution,
+    run_session,
+    write_results,
+)
+from mqf_pipeline.storage.lake import Lake
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = load_settings(ROOT / "configs")
+NOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _broker(path: Path) -> PaperBroker:
+    return PaperBroker(path, initial_cash=SETTINGS.risk.initial_nav, params=cost_params(SETTINGS.execution), seed=11)
+
+
+@pytest.fixture(scope="module")
+def traded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, PaperBroker, list[dt.date], list]:
+    root = tmp_path_factory.mktemp("exec")
+    days = build_lake(root / "lake", symbols=40, sessions=12)
+    lake, broker = Lake(str(root / "lake")), _broker(root / "broker")
+    results = run_execution(lake, SETTINGS, days, broker, kill_switch_path=None, latest_session=days[-1])
+    write_results(lake, results, NOW)
+    return lake, broker, days, results
+
+
+def test_orders_of_d_trade_during_d_plus_1(traded) -> None:
+    lake, _, days, _ = traded
+    orders = lake.read("orders")
+    outcomes = lake.read("execution_outcomes")
+    assert orders.height and outcomes.height
+    assert outcomes.filter(pl.col("date") == days[0]).is_empty()  # nothing was ordered before the first session
+    made = dict(zip(orders["order_id"].to_list(), orders["date"].to_list(), strict=True))
+    for oid, day, fill_time in outcomes.select("order_id", "date", "fill_time").iter_rows():
+        i = days.index(day)
+        assert made[oid] == days[i - 1], oid
+        if fill_time is not None:
+            assert fill_time.date() == day  # UTC 14:30..21:00 stays on the session's date
+    assert (outcomes["status"].is_in(["FILLED", "CANCELLED"])).all()
+    assert (outcomes["filled_qty"] <= outcomes["ordered_qty"] + 1e-9).all()
+
+
+def test_ledger_equals_the_broker_and_nav_adds_up(traded) -> None:
+    lake, broker, days, _ = traded
+    last = lake.read("positions", [days[-1]])
+    ours = dict(last.select("symbol", "qty").iter_rows())
+    theirs = broker.positions()
+    assert set(ours) == set(theirs)
+    assert all(abs(ours[s] - theirs[s]) < 1e-9 for s in ours)
+    acct = lake.read("account", [days[-1]]).row(0, named=True)
+    assert acct["nav"] == pytest.approx(acct["cash"] + float(last["market_value"].sum()), abs=1e-6)
+    assert acct["cash"] == pytest.approx(broker.account().cash, abs=1e-6)
+
+
+def test_rerun_is_identical_and_submits_nothing(traded, tmp_path: Path) -> None:
+    lake, broker, days, _ = traded
+    tables = ("orders", "execution_decisions", "execution_outcomes", "execution_feedback", "positions", "account")
+    span = days[4:8]
+    before = {(t, d): lake.stored_hash(t, d) for t in tables for d in span}
+    log = broker.submit_log()
+    results = run_execution(lake, SETTINGS, span, broker, kill_switch_path=None, latest_session=days[-1])
+    write_results(lake, results, NOW)
+    assert {(t, d): lake.stored_hash(t, d) for t in tables for d in span} == before
+    assert broker.submit_log() == log
+    assert sum(r.already_at_broker for r in results) == sum(r.orders.height for r in results)
+
+
+def test_gap_in_the_stored_state_is_named(traded) -> None:
+    lake, _, days, _ = traded
+    later = days[-1] + dt.timedelta(days=30)
+    with pytest.raises(ExecutionStateError, match="not materialized"):
+        load_carried(lake, later, 1e6)
+
+
+def test_kill_switch_and_freeze_block_submission(tmp_path: Path) -> None:
+    days = build_lake(tmp_path / "lake", symbols=20, sessions=3)
+    lake, broker = Lake(str(tmp_path / "lake")), _broker(tmp_path / "broker")
+    switch = tmp_path / "KILL_SWITCH"
+    kill_switch.engage(switch, "test: stop orders", "pytest")
+    results = run_execution(lake, SETTINGS, days[:1], broker, kill_switch_path=switch, latest_session=days[-1])
+    blocked = results[0].orders
+    assert blocked.height and (blocked["status"] == "REJECTED").all()
+    assert blocked["reason"].str.contains("KILL_SWITCH").all() and blocked["broker_order_id"].is_null().all()
+    assert broker.submit_log() == []
+    switch.unlink()
+    inputs = load_inputs(lake, SETTINGS, days[:1])
+    frozen = type(inputs)(
+        **{
+            **inputs.__dict__,
+            "risk": pl.DataFrame({"date": [days[0]], "breaker_status": ["FREEZE"], "kill_switch": [False]}),
+        }
+    )
+    carried = load_carried(lake, days[0], SETTINGS.risk.initial_nav)
+    result, _ = run_session(days[0], carried, frozen, SETTINGS, broker, kill_switch_path=None, latest_session=days[0])
+    assert (result.orders["status"] == "REJECTED").all() and result.orders["reason"].str.contains("FREEZE").all()
+    assert broker.submit_log() == []
+
+
+def test_broker_disagreement_stops_the_cycle(tmp_path: Path) -> None:
+    days = build_lake(tmp_path / "lake", symbols=20, sessions=3)
+    lake, broker = Lake(str(tmp_path / "lake")), _broker(tmp_path / "broker")
+    write_results(
+        lake, run_execution(lake, SETTINGS, days[:2], broker, kill_switch_path=None, latest_session=days[-1]), NOW
+    )
+    positions = lake.read("positions", [days[1]])
+    assert positions.height
+    lake.write("positions", positions.with_columns(qty=pl.col("qty") * 2), days[1], now=NOW)
+    with pytest.raises(ReconciliationError, match="positions differ from broker paper"):
+        run_execution(lake, SETTINGS, days[2:3], broker, kill_switch_path=None, latest_session=days[-1])
+
+
+@pytest.mark.slow
+def test_sigkill_crash_test_small(tmp_path: Path) -> None:
+    """8 sessions, each first attempt SIGKILLed at a random point then rerun (bench/crash.py runs 100)."""
+    result = crash_test(kills=8, symbols=40, seed=3, workdir=tmp_path)
+    assert result["duplicate_trades_at_broker"] == 0
+    assert result["duplicate_submit_attempts"] == 0
+    assert result["lake_submitted_missing_at_broker"] == 0
+    assert result["broker_orders_missing_in_lake"] == 0
+    assert result["max_position_diff_vs_fills"] < 1e-9
+    assert result["partitions_differing_from_reference"] == 0
+    assert result["fills_equal_reference"]
