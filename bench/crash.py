@@ -154,8 +154,9 @@ def check(lake_root: Path, broker_dir: Path, reference: tuple[Path, Path] | None
     sent = orders.filter(pl.col("status") == "SUBMITTED")
     legs = book.join(orders.select("order_id", "leg"), on="order_id", how="left")
     dup_trades = legs.group_by("session", "symbol", "side", "leg").len().filter(pl.col("len") > 1).height
-    from mqf_pipeline.execution.brokers.paper import PaperBroker
     from mqf_pipeline.execution.simulator import CostParams
+
+    from mqf_pipeline.execution.brokers.paper import PaperBroker
 
     broker_pos = PaperBroker(broker_dir, initial_cash=1_000_000.0, params=CostParams(), seed=11).positions()
     last = max(lake.partitions("positions"))
