@@ -55,7 +55,7 @@ def build_lake(root: Path, symbols: int, sessions: int, seed: int = 7) -> list[d
     bars = pl.DataFrame(
         {
             "symbol": np.tile(names, t),
-            "date": np.repeat(days, n),
+            "date": pl.Series([d for d in days for _ in range(n)], dtype=pl.Date),
             "open": open_.ravel(),
             "high": np.maximum(open_, close).ravel() * 1.01,
             "low": np.minimum(open_, close).ravel() * 0.99,
@@ -64,6 +64,7 @@ def build_lake(root: Path, symbols: int, sessions: int, seed: int = 7) -> list[d
             "volume": volume.ravel(),
             "provider": "synthetic",
             "raw_hash": "synthetic",
+            "validation_flags": "[]",
             "ingestion_timestamp": now,
             "spread_bps": np.tile(spread, t),
             "n_duplicates": 0,
@@ -82,8 +83,20 @@ def build_lake(root: Path, symbols: int, sessions: int, seed: int = 7) -> list[d
             for s, x in zip(names, w, strict=True)
             if x > 0
         ]
-    lake.write_many("portfolio_targets", pl.DataFrame(rows), days[warm:], now=now)
+    lake.write_many("portfolio_targets", _with_nulls("portfolio_targets", pl.DataFrame(rows)), days[warm:], now=now)
     return days[warm:]
+
+
+def _with_nulls(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The table's remaining (nullable) columns as nulls of their declared types."""
+    from mqf_pipeline.storage.schema import GENERATED_COLUMNS, table_spec
+
+    spec = table_spec(table).columns
+    return frame.with_columns(
+        pl.lit(None, dtype).alias(c)
+        for c, dtype in spec.items()
+        if c not in frame.columns and c not in GENERATED_COLUMNS
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the step

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 
 from mqf_pipeline import calendar, kill_switch
@@ -113,17 +114,52 @@ def load_inputs(lake: Lake, settings: Settings, days: Sequence[dt.date]) -> Exec
 
 def session_market(bars: pl.DataFrame, adv_window: int, vol_window: int) -> pl.DataFrame:
     """Per (date, symbol): the session's open, close, volume and spread, and ADV (mean shares) and daily
-    volatility (std of adjusted close-to-close returns) over the windows *before* the session."""
-    by = "symbol"
-    return (
-        bars.sort(by, "date")
-        .with_columns(ret=pl.col("adjusted_close").pct_change().over(by))
-        .with_columns(
-            adv=pl.col("volume").cast(pl.Float64).rolling_mean(adv_window, min_samples=1).shift(1).over(by),
-            sigma=pl.col("ret").rolling_std(vol_window, min_samples=2).shift(1).over(by),
+    volatility (std of adjusted close-to-close returns) over the windows *before* the session.
+
+    Each window is computed on its own values (numpy sliding windows), not by a running update, so a
+    session's ADV and volatility are bit-identical whatever range of history was loaded with it.
+    """
+    frames = []
+    for (_symbol,), part in bars.sort("symbol", "date").group_by("symbol", maintain_order=True):
+        volume = part["volume"].cast(pl.Float64).to_numpy()
+        adj = part["adjusted_close"].cast(pl.Float64).to_numpy()
+        ret = np.full(adj.shape, np.nan)
+        ret[1:] = adj[1:] / adj[:-1] - 1.0
+        frames.append(
+            part.select(
+                "date", "symbol", "open", "close", pl.col("volume").cast(pl.Float64), "spread_bps"
+            ).with_columns(
+                adv=pl.Series(_trailing(volume, adv_window, 1, np.nanmean)),
+                sigma=pl.Series(_trailing(ret, vol_window, 2, lambda w, axis: np.nanstd(w, axis=axis, ddof=1))),
+            )
         )
-        .select("date", "symbol", "open", "close", pl.col("volume").cast(pl.Float64), "spread_bps", "sigma", "adv")
-    )
+    if not frames:
+        return pl.DataFrame(
+            schema={
+                "date": pl.Date,
+                "symbol": pl.String,
+                "open": pl.Float64,
+                "close": pl.Float64,
+                "volume": pl.Float64,
+                "spread_bps": pl.Float64,
+                "adv": pl.Float64,
+                "sigma": pl.Float64,
+            }
+        )
+    return pl.concat(frames).with_columns(pl.col("adv", "sigma").fill_nan(None))
+
+
+def _trailing(values: np.ndarray, window: int, min_samples: int, stat) -> np.ndarray:
+    """stat over the (up to) ``window`` finite values strictly before each row; nan with fewer than ``min_samples``."""
+    padded = np.concatenate([np.full(window, np.nan), values[:-1]]) if values.size else values
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)[: values.size]
+    counts = np.isfinite(windows).sum(axis=1)
+    out = np.full(values.shape, np.nan)
+    ok = counts >= min_samples
+    if ok.any():
+        with np.errstate(all="ignore"):
+            out[ok] = stat(windows[ok], axis=1)
+    return out
 
 
 def load_carried(lake: Lake, day: dt.date, initial_cash: float) -> Carried:
@@ -178,7 +214,7 @@ def run_session(
         actions = inputs.actions.filter(pl.col("date") == day)
         splits = actions.filter(pl.col("action_type") == "SPLIT").select("symbol", pl.col("value").alias("split_ratio"))
         settle(day, market.join(splits, on="symbol", how="left").with_columns(pl.col("split_ratio").fill_null(1.0)))
-    sent = carried.orders.filter(pl.col("broker_order_id").is_not_null())
+    sent = carried.orders.filter(pl.col("broker_order_id").is_not_null()).sort("order_id")
     ids = sent["order_id"].to_list()
     broker_orders = broker.get_orders(ids) if ids else {}
     missing = sorted(set(ids) - set(broker_orders))
@@ -206,7 +242,7 @@ def run_session(
     spike_left = cfg.spike_cooldown_sessions if spike else max(carried.spike_sessions_left - 1, 0)
 
     # 3. reconcile positions with the broker before any submission
-    _reconcile(day, ledger, broker)
+    _reconcile(day, ledger, broker, latest_session)
 
     # 4. orders for D
     blocked = _blocked(day, inputs.risk, kill_switch_path)
@@ -230,8 +266,8 @@ def run_session(
         "net_exposure": float(positions["market_value"].sum()) / nav if nav else 0.0,
         "n_positions": positions.height,
         "realized_pnl": ledger.realized_pnl,
-        "commission": sum(f.commission for f in fills),
-        "dividends": dividends,
+        "commission": float(sum(f.commission for f in fills)),
+        "dividends": float(dividends),
         "n_fills": len(fills),
         "broker": broker.name,
         "spike_sessions_left": spike_left,
@@ -250,8 +286,17 @@ def _carry_missing_marks(ledger: Ledger, closes: dict[str, float], carried: Carr
             closes[symbol] = pos.avg_price
 
 
-def _reconcile(day: dt.date, ledger: Ledger, broker: Broker) -> None:
-    ours, theirs = ledger.open_positions(), broker.positions()
+def _reconcile(day: dt.date, ledger: Ledger, broker: Broker, latest: dt.date) -> None:
+    """Ledger vs broker positions after ``day`` traded. A broker that can say what it held at a past
+    session (the paper broker) is checked on every session; a real broker only on the latest one."""
+    as_of = getattr(broker, "positions_as_of", None)
+    if as_of is not None:
+        theirs = as_of(day)
+    elif day >= latest:
+        theirs = broker.positions()
+    else:
+        return
+    ours = ledger.open_positions()
     diffs = {
         s: (ours.get(s, 0.0), theirs.get(s, 0.0))
         for s in sorted(set(ours) | set(theirs))
@@ -593,7 +638,7 @@ def write_results(
         "execution_outcomes": lake.write_many("execution_outcomes", concat("outcomes"), days, now=now),
         "execution_feedback": lake.write_many("execution_feedback", concat("feedback"), days, now=now),
         "positions": lake.write_many("positions", concat("positions", POSITION_SCHEMA), days, now=now),
-        "account": lake.write_many("account", pl.DataFrame([r.account for r in results]), days, now=now),
+        "account": lake.write_many("account", _frame("account", [r.account for r in results]), days, now=now),
         "orders": lake.write_many("orders", concat("orders"), days, now=now),
         "execution_decisions": lake.write_many("execution_decisions", concat("decisions"), days, now=now),
     }

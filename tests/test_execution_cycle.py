@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from bench.crash import build_lake, crash_test
-from mqf_pipeline import kill_switch
+from mqf_pipeline import calendar, kill_switch
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution.brokers.paper import PaperBroker
 from mqf_pipeline.execution.policy import cost_params
@@ -87,7 +87,7 @@ def test_rerun_is_identical_and_submits_nothing(traded, tmp_path: Path) -> None:
 
 def test_gap_in_the_stored_state_is_named(traded) -> None:
     lake, _, days, _ = traded
-    later = days[-1] + dt.timedelta(days=30)
+    later = calendar.session_offset(days[-1], 5)
     with pytest.raises(ExecutionStateError, match="not materialized"):
         load_carried(lake, later, 1e6)
 
@@ -124,7 +124,7 @@ def test_broker_disagreement_stops_the_cycle(tmp_path: Path) -> None:
     )
     positions = lake.read("positions", [days[1]])
     assert positions.height
-    lake.write("positions", positions.with_columns(qty=pl.col("qty") * 2), days[1], now=NOW)
+    lake.write("positions", days[1], positions.with_columns(qty=pl.col("qty") * 2), now=NOW)
     with pytest.raises(ReconciliationError, match="positions differ from broker paper"):
         run_execution(lake, SETTINGS, days[2:3], broker, kill_switch_path=None, latest_session=days[-1])
 

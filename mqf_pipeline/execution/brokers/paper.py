@@ -30,6 +30,7 @@ import polars as pl
 from mqf_pipeline.execution import simulator as sim
 from mqf_pipeline.execution.brokers.base import AccountSnapshot, BrokerError, OrderRejectedError
 from mqf_pipeline.execution.orders import (
+    QTY_DECIMALS,
     BrokerOrder,
     Fill,
     OrderRequest,
@@ -160,19 +161,24 @@ class PaperBroker:
         ]
 
     def positions(self) -> dict[str, float]:
-        """Signed shares: the sum of the fills, each scaled by the splits after its session."""
+        """Signed shares now: the sum of the fills, each scaled by the splits after its session."""
+        return self.positions_as_of(None)
+
+    def positions_as_of(self, session: dt.date | None) -> dict[str, float]:
+        """Signed shares after ``session`` traded (None: everything traded so far)."""
+        upto = session.isoformat() if session else "9999-12-31"
         with self._tx() as con:
             fills = con.execute(
                 "SELECT symbol, session, SUM(CASE side WHEN 'BUY' THEN qty ELSE -qty END) FROM fills "
-                "GROUP BY symbol, session"
+                "WHERE session <= ? GROUP BY symbol, session",
+                (upto,),
             ).fetchall()
-            splits = con.execute("SELECT symbol, session, ratio FROM splits").fetchall()
+            splits = con.execute("SELECT symbol, session, ratio FROM splits WHERE session <= ?", (upto,)).fetchall()
         held: dict[str, float] = {}
-        for symbol, session, qty in fills:
-            factor = math.prod(r for s, d, r in splits if s == symbol and d > session)
+        for symbol, day, qty in fills:
+            factor = math.prod(r for s, d, r in splits if s == symbol and d > day)
             held[symbol] = held.get(symbol, 0.0) + qty * factor
-        rows = list(held.items())
-        return {s: q for s, q in rows if abs(q) > 1e-9}
+        return {s: q for s, q in held.items() if abs(q) > 1e-9}
 
     def account(self) -> AccountSnapshot:
         with self._tx() as con:
@@ -321,7 +327,9 @@ class PaperBroker:
         )
         n_fills = 0
         for i, r in enumerate(tradable):
-            qtys, prices = res.fill_qty[i], res.fill_price[i]
+            # child quantities in whole 1e-4 shares (the order's precision): round the running total
+            cum = np.round(np.cumsum(np.nan_to_num(res.fill_qty[i])), QTY_DECIMALS)
+            qtys, prices = np.diff(cum, prepend=0.0).round(QTY_DECIMALS), res.fill_price[i]
             buckets = [k for k in range(qtys.shape[0]) if qtys[k] > 0]
             if r["time_in_force"] == TimeInForce.FOK.value and not np.isclose(qtys.sum(), remaining[i]):
                 buckets = []  # fill or kill: all of it or nothing

@@ -1,0 +1,391 @@
+"""The paper broker's intraday execution cost model, vectorised over many orders at once.
+
+Each order's session is cut into ``N`` buckets (:data:`strategies.N_BUCKETS`, 30 minutes each). The mid
+follows a log-price Brownian bridge from the arrival price (the open) to the session's close, with the
+daily volatility spread evenly over the session (bucket variance ``sigma^2 / N``). The bucket's actual
+volume is ``V_k = volume * profile_k`` (shares).
+
+Aggressive children (MARKET, TWAP, VWAP, POV, WAIT) take at most ``max_participation * V_k`` shares in
+bucket k (the rest carries to the next bucket; what is left at the close is unfilled) and fill at
+``mid_k * (1 + side * (half_spread + Y * sigma * sqrt(q_k / V_k)))``, ``mid_k`` the mid at the bucket's
+start. For a VWAP schedule ``q_k / V_k = Q / V`` in every bucket, so its cost is the half spread plus
+``Y sigma sqrt(Q / V)``: the square-root law. TWAP trades the same shares in thin midday buckets as in the
+busy open and close, and because sqrt is concave that costs more under a U-shaped profile (Jensen).
+
+A LIMIT order posts its whole remainder every bucket at ``mid_k * (1 - side * b / 1e4)``; it fills (at
+most ``limit_max_participation * V_k`` shares, at the limit price, no spread or impact) when the bridge's
+exact minimum (buy) or maximum (sell) inside the bucket crosses the limit: given the bucket's two log
+endpoints ``a, c`` and level ``m`` beyond both, ``P(crossed) = exp(-2 (a - m)(c - m) / s^2)``, sampled
+with one uniform per bucket.
+
+Guards (seed 002 section 3.4), checked at each bucket's start: once the mid is more than
+``price_away_cancel`` from the arrival price the remaining children are cancelled (PRICE_AWAY); once the
+session's cumulative volume exceeds ``volume_anomaly_ratio * ADV *`` the cumulative expected profile the
+remaining children are aborted (VOLUME_ANOMALY; volume is known when a bucket ends, so bucket 0 trades).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mqf_pipeline.execution.strategies import N_BUCKETS, Strategy, child_schedules, parse_strategies, u_shaped_profile
+
+#: Regular session open, New York (minutes after midnight) and its length in minutes.
+OPEN_MINUTE = 9 * 60 + 30
+SESSION_MINUTES = 390
+AGGRESSIVE = frozenset({Strategy.MARKET, Strategy.TWAP, Strategy.VWAP, Strategy.POV, Strategy.WAIT})
+
+
+@dataclass(frozen=True)
+class CostParams:
+    """The cost model and the intraday guards.
+
+    ``impact_coef`` Y (dimensionless) in ``Y sigma sqrt(q/V)``; ``commission_per_share`` dollars;
+    ``max_participation`` / ``limit_max_participation``: the largest share of a bucket's volume an
+    aggressive / passive child may take; ``price_away_cancel`` decimal move of the mid from arrival that
+    cancels the rest; ``volume_anomaly_ratio`` session volume / (ADV x expected profile) that aborts the
+    rest. ``math.inf`` disables a guard.
+    """
+
+    impact_coef: float = 0.7
+    commission_per_share: float = 0.0035
+    max_participation: float = 0.25
+    limit_max_participation: float = 0.10
+    price_away_cancel: float = 0.05
+    volume_anomaly_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "impact_coef": (math.isfinite(self.impact_coef) and self.impact_coef >= 0, "a finite number >= 0"),
+            "commission_per_share": (
+                math.isfinite(self.commission_per_share) and self.commission_per_share >= 0,
+                "a finite number of dollars >= 0",
+            ),
+            "max_participation": (0 < self.max_participation <= 1, "in (0, 1]"),
+            "limit_max_participation": (0 < self.limit_max_participation <= 1, "in (0, 1]"),
+            "price_away_cancel": (self.price_away_cancel > 0, "> 0 (decimal; inf disables it)"),
+            "volume_anomaly_ratio": (self.volume_anomaly_ratio > 1, "> 1 (inf disables it)"),
+        }
+        for name, (ok, want) in checks.items():
+            if not ok:
+                raise ValueError(f"CostParams.{name} must be {want}, got {getattr(self, name)}")
+
+
+def _as_rows(name: str, values: object, n: int | None) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        want = f"({n},)" if n is not None else "1-d"
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    return arr
+
+
+@dataclass(frozen=True)
+class SessionMarket:
+    """One session's market, one row per order: ``arrival`` the mid at the open and ``close`` the close
+    (dollars, > 0), ``sigma`` daily volatility (decimal, >= 0), ``spread_bps`` the quoted spread (bps of
+    the mid, in [0, 1e4); half of it is paid on aggressive fills), ``volume`` the session's actual volume
+    (shares, >= 0), ``adv`` average daily volume before the session (shares, > 0). ``symbols`` (optional)
+    name the rows in error messages."""
+
+    arrival: np.ndarray
+    close: np.ndarray
+    sigma: np.ndarray
+    spread_bps: np.ndarray
+    volume: np.ndarray
+    adv: np.ndarray
+    symbols: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        n = None
+        rules = {
+            "arrival": (lambda x: x > 0, "> 0 dollars"),
+            "close": (lambda x: x > 0, "> 0 dollars"),
+            "sigma": (lambda x: x >= 0, ">= 0 (decimal)"),
+            "spread_bps": (lambda x: (x >= 0) & (x < 1e4), "in [0, 1e4) bps"),
+            "volume": (lambda x: x >= 0, ">= 0 shares"),
+            "adv": (lambda x: x > 0, "> 0 shares"),
+        }
+        for name, (rule, want) in rules.items():
+            arr = _as_rows(f"SessionMarket.{name}", getattr(self, name), n)
+            n = arr.shape[0]
+            object.__setattr__(self, name, arr)
+            bad = np.flatnonzero(~(np.isfinite(arr) & rule(arr)))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"SessionMarket.{name}: {self.row_name(i)} must be finite and {want}, got {arr[i]}")
+        if self.symbols is not None:
+            object.__setattr__(self, "symbols", tuple(self.symbols))
+            if len(self.symbols) != n:
+                raise ValueError(f"SessionMarket.symbols names {len(self.symbols)} rows, the arrays have {n}")
+
+    def __len__(self) -> int:
+        return int(self.arrival.shape[0])
+
+    def row_name(self, i: int) -> str:
+        """``row i`` and, when known, its symbol (for error messages)."""
+        return f"row {i} ({self.symbols[i]})" if self.symbols is not None else f"row {i}"
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The random numbers of one session, one row per order: ``z`` standard normals (n, N) that build
+    the mid path, ``u`` uniforms in [0, 1) (n, N) that decide whether a limit order's bucket crossed."""
+
+    z: np.ndarray
+    u: np.ndarray
+
+    def __post_init__(self) -> None:
+        z, u = np.asarray(self.z, dtype=float), np.asarray(self.u, dtype=float)
+        if z.ndim != 2 or z.shape[1] == 0 or z.shape != u.shape:
+            raise ValueError(f"Draws.z and Draws.u must share one (n, n_buckets >= 1) shape, got {z.shape}, {u.shape}")
+        if not np.isfinite(z).all():
+            raise ValueError(f"Draws.z: row {int(np.flatnonzero(~np.isfinite(z).all(axis=1))[0])} is not finite")
+        if not ((u >= 0) & (u < 1)).all():
+            raise ValueError(f"Draws.u: row {int(np.flatnonzero(~((u >= 0) & (u < 1)).all(axis=1))[0])} not in [0, 1)")
+        object.__setattr__(self, "z", z)
+        object.__setattr__(self, "u", u)
+
+
+def draws_for(seed: int, session: dt.date, symbols: Sequence[str], n_buckets: int = N_BUCKETS) -> Draws:
+    """Deterministic draws for ``symbols`` on ``session``: one Generator per symbol seeded with
+    ``[seed, session.toordinal(), crc32(symbol)]``, so a symbol gets the same path whatever else is in the
+    batch and two orders on one symbol share it."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    z, u = np.empty((len(symbols), n_buckets)), np.empty((len(symbols), n_buckets))
+    for i, sym in enumerate(symbols):
+        rng = np.random.default_rng([seed, session.toordinal(), zlib.crc32(sym.encode())])
+        z[i] = rng.standard_normal(n_buckets)
+        u[i] = rng.random(n_buckets)
+    return Draws(z, u)
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What :func:`execute` did. Per bucket (n, N): ``fill_qty`` shares, ``fill_price`` dollars (nan where
+    nothing filled), ``mid`` dollars at the bucket's start, ``impact_bps`` and ``half_spread_bps`` paid on
+    the bucket's fill (0 where nothing filled or the fill was passive). Per order (n,): ``filled_qty``
+    shares, ``avg_price`` dollars (nan if nothing filled), ``commission`` dollars, ``shortfall_bps``
+    ``side * (avg_price / arrival - 1) * 1e4`` (nan if nothing filled), ``cancel_reason`` None,
+    "PRICE_AWAY" or "VOLUME_ANOMALY". ``bucket_times`` the New York clock time of each bucket's start."""
+
+    fill_qty: np.ndarray
+    fill_price: np.ndarray
+    mid: np.ndarray
+    impact_bps: np.ndarray
+    half_spread_bps: np.ndarray
+    filled_qty: np.ndarray
+    avg_price: np.ndarray
+    commission: np.ndarray
+    shortfall_bps: np.ndarray
+    cancel_reason: tuple[str | None, ...]
+    bucket_times: tuple[dt.time, ...]
+
+
+def bucket_times(n_buckets: int = N_BUCKETS) -> tuple[dt.time, ...]:
+    """New York clock time at the start of each bucket (09:30, 10:00, ... for 13 buckets)."""
+    start = dt.datetime(2000, 1, 1) + dt.timedelta(minutes=OPEN_MINUTE)
+    return tuple((start + dt.timedelta(minutes=SESSION_MINUTES * k / n_buckets)).time() for k in range(n_buckets))
+
+
+def _profile(profile: np.ndarray | None, n_buckets: int) -> np.ndarray:
+    if profile is None:
+        return u_shaped_profile(n_buckets)
+    p = np.asarray(profile, dtype=float)
+    if p.shape != (n_buckets,) or not (np.isfinite(p).all() and (p > 0).all()):
+        raise ValueError(f"profile must be {n_buckets} finite shares > 0 (one per bucket), got {p}")
+    return p / p.sum()
+
+
+def mid_path(market: SessionMarket, z: np.ndarray) -> np.ndarray:
+    """Log-price Brownian bridge from ``arrival`` to ``close`` at the bucket edges, (n, N + 1) dollars.
+
+    A free Brownian motion with bucket variance ``sigma^2 / N`` is built from ``z`` and pinned to the
+    close: ``X_j = W_j - (j / N) (W_N - log(close / arrival))``."""
+    n_buckets = z.shape[1]
+    s = market.sigma / math.sqrt(n_buckets)
+    w = np.concatenate([np.zeros((len(market), 1)), s[:, None] * np.cumsum(z, axis=1)], axis=1)
+    t = np.arange(n_buckets + 1) / n_buckets
+    x = w + t * (np.log(market.close / market.arrival) - w[:, -1])[:, None]
+    return market.arrival[:, None] * np.exp(x)
+
+
+def execute(
+    strategy: Strategy | str | Sequence[Strategy | str],
+    side: np.ndarray | Sequence[float],
+    qty: np.ndarray | Sequence[float],
+    market: SessionMarket,
+    params: CostParams,
+    draws: Draws,
+    *,
+    limit_offset_bps: np.ndarray | float = 0.0,
+    pov_rate: np.ndarray | float = 0.1,
+    profile: np.ndarray | None = None,
+) -> ExecutionResult:
+    """Trade ``n`` orders (one per market row) through the session, bucket by bucket.
+
+    ``strategy`` one for all or one per order; ``side`` +1 buy / -1 sell; ``qty`` shares > 0;
+    ``limit_offset_bps`` (LIMIT, >= 0 bps) and ``pov_rate`` (POV, in (0, 1]) scalars or per order;
+    ``profile`` the expected volume share per bucket (default :func:`u_shaped_profile`), which is also
+    how the session's actual volume is spread. VWAP/TWAP/WAIT plans are fixed at the open from
+    ``ADV x profile``; POV follows the bucket's actual volume.
+    """
+    n = len(market)
+    strat = parse_strategies([strategy] * n if isinstance(strategy, str) else list(strategy))
+    if len(strat) != n:
+        raise ValueError(f"{len(strat)} strategies for {n} market rows")
+    sgn = _as_rows("side", side, n)
+    q = _as_rows("qty", qty, n)
+    bad = np.flatnonzero((sgn != 1) & (sgn != -1))
+    if bad.size:
+        raise ValueError(f"side: {market.row_name(int(bad[0]))} must be +1 (buy) or -1 (sell), got {sgn[bad[0]]}")
+    bad = np.flatnonzero(~(np.isfinite(q) & (q > 0)))
+    if bad.size:
+        raise ValueError(f"qty: {market.row_name(int(bad[0]))} must be a finite number of shares > 0, got {q[bad[0]]}")
+    if draws.z.shape[0] != n:
+        raise ValueError(f"draws have {draws.z.shape[0]} rows for {n} market rows")
+    n_buckets = draws.z.shape[1]
+    prof = _profile(profile, n_buckets)
+    is_limit = np.array([s is Strategy.LIMIT for s in strat], dtype=bool)
+    is_pov = np.array([s is Strategy.POV for s in strat], dtype=bool)
+    b = np.broadcast_to(np.asarray(limit_offset_bps, dtype=float), (n,)) / 1e4
+    bad = np.flatnonzero(is_limit & ~((b >= 0) & (b < 1)))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"limit_offset_bps: {market.row_name(i)} must be in [0, 1e4) bps, got {b[i] * 1e4}")
+    pov = np.broadcast_to(np.asarray(pov_rate, dtype=float), (n,))
+    bad = np.flatnonzero(is_pov & ~((pov > 0) & (pov <= 1)))
+    if bad.size:
+        raise ValueError(f"pov_rate: {market.row_name(int(bad[0]))} must be in (0, 1], got {pov[bad[0]]}")
+
+    volume = market.volume[:, None] * prof  # actual bucket volume, shares (n, N)
+    expected = market.adv[:, None] * prof
+    plan_volume = np.where(is_pov[:, None], volume, expected)
+    plan_cum = np.cumsum(child_schedules(strat, q, plan_volume, pov), axis=1)
+    path = mid_path(market, draws.z)
+    logp = np.log(path)
+    s2 = market.sigma**2 / n_buckets
+    half = market.spread_bps / 2e4
+    cum_actual = np.cumsum(volume, axis=1)
+    cum_limit = params.volume_anomaly_ratio * np.cumsum(expected, axis=1)
+    aggressive = ~is_limit
+    # passive crossing: distance of the limit below (buy) / above (sell) the bucket's start, log space
+    d_start = -sgn * np.log1p(-sgn * b)
+
+    fill_qty = np.zeros((n, n_buckets))
+    fill_price = np.full((n, n_buckets), np.nan)
+    impact = np.zeros((n, n_buckets))
+    spread_paid = np.zeros((n, n_buckets))
+    filled = np.zeros(n)
+    active = np.ones(n, dtype=bool)
+    reasons: list[str | None] = [None] * n
+    for k in range(n_buckets):
+        mid_k = path[:, k]
+        guards = [("PRICE_AWAY", np.abs(mid_k / market.arrival - 1) > params.price_away_cancel)]
+        if k > 0:
+            guards.append(("VOLUME_ANOMALY", cum_actual[:, k - 1] > cum_limit[:, k - 1]))
+        for reason, hit in guards:
+            stop = active & hit
+            for i in np.flatnonzero(stop & (filled < q)):
+                reasons[i] = reason
+            active &= ~stop
+        # aggressive: owed = planned so far - filled, capped by the participation limit
+        target = np.minimum(np.minimum(plan_cum[:, k], q), filled + params.max_participation * volume[:, k])
+        take = active & aggressive & (target > filled)
+        qa = np.where(take, target - filled, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            imp = np.where(take, params.impact_coef * market.sigma * np.sqrt(qa / volume[:, k]), 0.0)
+        # passive: did the bridge cross the limit inside the bucket?
+        d_end = np.maximum(sgn * (logp[:, k + 1] - logp[:, k]) + d_start, 0.0)
+        num = 2.0 * d_start * d_end
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_cross = np.where(num <= 0, 1.0, np.where(s2 > 0, np.exp(-num / np.where(s2 > 0, s2, 1.0)), 0.0))
+        lim_target = np.minimum(q, filled + params.limit_max_participation * volume[:, k])
+        hit = active & is_limit & (draws.u[:, k] < p_cross) & (lim_target > filled)
+        qp = np.where(hit, lim_target - filled, 0.0)
+
+        fill_qty[:, k] = qa + qp
+        fill_price[take, k] = (mid_k * (1 + sgn * (half + imp)))[take]
+        fill_price[hit, k] = (mid_k * (1 - sgn * b))[hit]
+        impact[:, k] = imp * 1e4
+        spread_paid[take, k] = market.spread_bps[take] / 2
+        filled = np.where(take, target, np.where(hit, lim_target, filled))
+
+    notional = np.where(fill_qty > 0, fill_qty * np.nan_to_num(fill_price), 0.0).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        avg = np.where(filled > 0, notional / np.where(filled > 0, filled, 1.0), np.nan)
+    return ExecutionResult(
+        fill_qty=fill_qty,
+        fill_price=fill_price,
+        mid=path[:, :n_buckets],
+        impact_bps=impact,
+        half_spread_bps=spread_paid,
+        filled_qty=filled,
+        avg_price=avg,
+        commission=filled * params.commission_per_share,
+        shortfall_bps=sgn * (avg / market.arrival - 1) * 1e4,
+        cancel_reason=tuple(reasons),
+        bucket_times=bucket_times(n_buckets),
+    )
+
+
+def expected_cost_bps(
+    strategy: Strategy | str,
+    q_over_adv: float,
+    sigma: float,
+    spread_bps: float,
+    params: CostParams,
+    profile: np.ndarray | None = None,
+    *,
+    pov_rate: float = 0.1,
+) -> float:
+    """Expected implementation shortfall vs the arrival mid (bps of the filled shares) of an aggressive
+    schedule, for a martingale mid, session volume = ADV and no participation cap binding:
+    ``sum_k x_k (spread_bps / 2 + 1e4 Y sigma sqrt(q_k / V_k))``, ``x_k`` the schedule's fractions.
+
+    ``q_over_adv`` order shares / ADV shares; ``sigma`` daily, decimal. LIMIT pays no spread or impact;
+    its risk is not filling, see :func:`limit_fill_probability`."""
+    strat = Strategy(strategy)
+    if strat is Strategy.LIMIT:
+        raise ValueError("LIMIT has no expected cost in this model; use limit_fill_probability")
+    if not (math.isfinite(q_over_adv) and q_over_adv > 0):
+        raise ValueError(f"q_over_adv must be > 0, got {q_over_adv}")
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite decimal >= 0, got {sigma}")
+    if not (math.isfinite(spread_bps) and spread_bps >= 0):
+        raise ValueError(f"spread_bps must be a finite number of bps >= 0, got {spread_bps}")
+    prof = _profile(profile, N_BUCKETS if profile is None else len(profile))
+    plan = child_schedules([strat], np.array([q_over_adv]), prof[None, :], pov_rate)[0]
+    x = plan / plan.sum()
+    impact = 1e4 * params.impact_coef * sigma * np.sqrt(plan / prof)
+    return float(np.sum(x * (spread_bps / 2 + impact)))
+
+
+def limit_fill_probability(
+    offset_bps: float, sigma: float, n_buckets_elapsed: int = 1, n_buckets: int = N_BUCKETS
+) -> float:
+    """Probability that a limit ``offset_bps`` through the arrival mid is touched within the first
+    ``n_buckets_elapsed`` buckets: ``2 Phi(-b / (sigma sqrt(k / N)))``, the first passage of a driftless
+    Brownian motion (reflection principle) with ``b = offset_bps / 1e4``.
+
+    Approximations: the log-price distance ``|log(1 -/+ b)|`` is taken as ``b`` (relative error ~b/2)
+    and the mid's drift is ignored. The simulator re-posts at each bucket's mid, so over k > 1 buckets its
+    fill rate is at least this fixed-level probability."""
+    if not (math.isfinite(offset_bps) and offset_bps >= 0):
+        raise ValueError(f"offset_bps must be a finite number of bps >= 0, got {offset_bps}")
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be a finite decimal >= 0, got {sigma}")
+    if not 1 <= n_buckets_elapsed <= n_buckets:
+        raise ValueError(f"n_buckets_elapsed must be in [1, {n_buckets}], got {n_buckets_elapsed}")
+    if offset_bps == 0:
+        return 1.0
+    scale = sigma * math.sqrt(n_buckets_elapsed / n_buckets)
+    if scale == 0:
+        return 0.0
+    return math.erfc(offset_bps / 1e4 / scale / math.sqrt(2))
