@@ -18,7 +18,7 @@ from mqf_pipeline.kill_switch import KillSwitchEngagedError
 from resources import BrokerResource, KillSwitchResource, SettingsResource, StorageResource
 
 PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
-INPUTS = ["portfolio_targets", "risk_state", "price_history", "corporate_actions", "regime_history"]
+INPUTS = ["portfolio_targets", "risk_state", "price_history", "corporate_actions", "regime"]
 CARRIED = ("positions", "account", "orders", "execution_decisions")
 OUTPUTS: tuple[tuple[str, str], ...] = (
     (
