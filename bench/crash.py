@@ -35,7 +35,9 @@ TABLES = ("orders", "execution_decisions", "execution_outcomes", "execution_feed
 
 
 # ---------------------------------------------------------------------------------------------- synthetic lake
-def build_lake(root: Path, symbols: int, sessions: int, seed: int = 7) -> list[dt.date]:
+def build_lake(
+    root: Path, symbols: int, sessions: int, seed: int = 7, spread_bps: float | None = None
+) -> list[dt.date]:
     """Bars and portfolio targets for ``sessions`` XNYS sessions from 2024-01-02; returns the sessions."""
     from mqf_pipeline import calendar
     from mqf_pipeline.storage.lake import Lake
@@ -50,7 +52,7 @@ def build_lake(root: Path, symbols: int, sessions: int, seed: int = 7) -> list[d
     open_ = close * np.exp(rng.standard_normal((t, n)) * sigma * 0.3)
     adv = rng.uniform(2e5, 2e6, n)
     volume = np.round(adv * np.exp(0.3 * rng.standard_normal((t, n)))).astype(np.int64)
-    spread = rng.uniform(3.0, 25.0, n)
+    spread = rng.uniform(3.0, 25.0, n) if spread_bps is None else np.full(n, spread_bps)
     now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     bars = pl.DataFrame(
         {
@@ -167,9 +169,8 @@ def check(lake_root: Path, broker_dir: Path, reference: tuple[Path, Path] | None
     sent = orders.filter(pl.col("status") == "SUBMITTED")
     legs = book.join(orders.select("order_id", "leg"), on="order_id", how="left")
     dup_trades = legs.group_by("session", "symbol", "side", "leg").len().filter(pl.col("len") > 1).height
-    from mqf_pipeline.execution.simulator import CostParams
-
     from mqf_pipeline.execution.brokers.paper import PaperBroker
+    from mqf_pipeline.execution.simulator import CostParams
 
     broker_pos = PaperBroker(broker_dir, initial_cash=1_000_000.0, params=CostParams(), seed=11).positions()
     last = max(lake.partitions("positions"))

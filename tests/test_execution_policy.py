@@ -1,0 +1,55 @@
+"""The execution policy's guards (seed 002 section 3.4) and the slippage-spike kill switch end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from bench.crash import build_lake
+from mqf_pipeline.config import load_settings
+from mqf_pipeline.execution.brokers.paper import PaperBroker
+from mqf_pipeline.execution.policy import OrderState, choose, cost_params
+from mqf_pipeline.execution.strategies import Strategy
+from mqf_pipeline.execution_cycle import run_execution
+from mqf_pipeline.storage.lake import Lake
+
+SETTINGS = load_settings(Path(__file__).resolve().parents[1] / "configs")
+CFG = SETTINGS.execution
+
+
+def test_default_schedule_without_fallback() -> None:
+    c = choose(OrderState(size_adv=0.01, sigma=0.02, spread_bps=5.0), CFG, kill_switch=False)
+    assert c.action is Strategy.VWAP and not c.used_fallback and c.fallback_reason is None
+    # VWAP: half spread + Y sigma sqrt(Q/ADV) = 2.5 + 1e4 * 0.7 * 0.02 * 0.1 = 16.5 bps (1e-9)
+    assert abs(c.expected_cost_bps - 16.5) < 1e-9
+
+
+def test_kill_switch_falls_back_to_market_and_large_market_becomes_twap() -> None:
+    small = choose(OrderState(size_adv=0.01, sigma=0.02, spread_bps=5.0), CFG, kill_switch=True)
+    assert small.action is Strategy.MARKET and small.fallback_reason == "SLIPPAGE_SPIKE"
+    large = choose(OrderState(size_adv=0.30, sigma=0.001, spread_bps=1.0), CFG, kill_switch=True)
+    assert large.action is Strategy.TWAP and large.fallback_reason == "SLIPPAGE_SPIKE,SIZE_ADV"
+
+
+def test_expensive_action_becomes_limit() -> None:
+    c = choose(OrderState(size_adv=0.2, sigma=0.05, spread_bps=20.0), CFG, kill_switch=False)
+    assert c.action is Strategy.LIMIT and c.fallback_reason == "EXPECTED_COST" and c.used_fallback
+
+
+def test_slippage_spike_engages_the_execution_kill_switch(tmp_path: Path) -> None:
+    """Quoted spreads jump from 10 to 300 bps on the session the first orders trade: every fill costs ~150
+    bps vs the mid (> 100) although the policy expected ~15, so the next session's orders go MARKET."""
+    days = build_lake(tmp_path / "lake", symbols=20, sessions=4, spread_bps=10.0)
+    lake = Lake(str(tmp_path / "lake"))
+    bars = lake.read("price_history", [days[1]])
+    lake.write("price_history", days[1], bars.with_columns(spread_bps=pl.lit(300.0)))
+    broker = PaperBroker(tmp_path / "broker", initial_cash=1e6, params=cost_params(CFG), seed=3)
+    results = run_execution(lake, SETTINGS, days, broker, kill_switch_path=None, latest_session=days[-1])
+    first, second = results[0], results[1]
+    assert first.account["spike_sessions_left"] == 0 and second.account["spike_sessions_left"] == 5
+    costs = second.outcomes.filter(pl.col("filled_qty") > 0)["market_impact_bps"] + 150.0
+    assert (costs > 100.0).all()
+    later = pl.concat([results[1].decisions, results[2].decisions])
+    assert later.height and later["fallback_reason"].str.starts_with("SLIPPAGE_SPIKE").all()
+    assert [r.account["spike_sessions_left"] for r in results[2:]] == [4, 3]
