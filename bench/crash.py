@@ -200,25 +200,49 @@ def check(lake_root: Path, broker_dir: Path, reference: tuple[Path, Path] | None
     return out
 
 
+def _orders_for(broker: Path, day: dt.date) -> int:
+    import sqlite3
+
+    path = broker / "paper.sqlite"
+    if not path.exists():
+        return 0
+    con = sqlite3.connect(path)
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM orders WHERE session = ?", (day.isoformat(),)).fetchone()[0])
+    except sqlite3.OperationalError:  # killed before the order book was created
+        return 0
+    finally:
+        con.close()
+
+
 def crash_test(kills: int, symbols: int, seed: int, workdir: Path) -> dict[str, object]:
-    """Kill each session's first attempt at a random point, rerun it; ``kills`` sessions."""
+    """SIGKILL each session's step at a random point until ``kills`` kills have landed, rerunning each."""
     rng = random.Random(seed)
     ref_lake, ref_broker = workdir / "ref_lake", workdir / "ref_broker"
     lake, broker = workdir / "lake", workdir / "broker"
-    days = build_lake(ref_lake, symbols, kills)
-    build_lake(lake, symbols, kills)
-    durations = [_run(ref_lake, ref_broker, d) for d in days]
-    landed, attempts = 0, 0
-    for d, full in zip(days, durations, strict=True):
+    n_sessions = kills + max(kills // 5, 3)  # spare sessions: a kill timed after the step ended did not land
+    days = build_lake(ref_lake, symbols, n_sessions)
+    build_lake(lake, symbols, n_sessions)
+    landed, attempts, mid_submission, used = 0, 0, 0, []
+    for d in days:
+        if landed == kills:
+            break
+        full = _run(ref_lake, ref_broker, d)
+        used.append(full)
         attempts += 1
-        landed += _killed(lake, broker, d, rng.uniform(0.0, full))
+        hit = _killed(lake, broker, d, rng.uniform(0.0, full))  # uniform over the step's measured duration
+        landed += hit
+        partial = _orders_for(broker, d)
         _run(lake, broker, d)
+        mid_submission += hit and 0 < partial < _orders_for(broker, d)
+    done = days[: len(used)]
     result = check(lake, broker, (ref_lake, ref_broker))
     return {
-        "sessions": len(days),
+        "sessions": len(done),
         "kill_attempts": attempts,
         "kills_landed": landed,
-        "step_seconds_median": float(np.median(durations)),
+        "kills_mid_submission": mid_submission,
+        "step_seconds_median": float(np.median(used)),
         **result,
     }
 

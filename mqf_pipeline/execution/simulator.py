@@ -304,7 +304,7 @@ def execute(
         # passive: did the bridge cross the limit inside the bucket?
         d_end = np.maximum(sgn * (logp[:, k + 1] - logp[:, k]) + d_start, 0.0)
         num = 2.0 * d_start * d_end
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             p_cross = np.where(num <= 0, 1.0, np.where(s2 > 0, np.exp(-num / np.where(s2 > 0, s2, 1.0)), 0.0))
         lim_target = np.minimum(q, filled + params.limit_max_participation * volume[:, k])
         hit = active & is_limit & (draws.u[:, k] < p_cross) & (lim_target > filled)
