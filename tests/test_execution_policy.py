@@ -5,14 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from bench.crash import build_lake
 from mqf_pipeline.config import load_settings
+from mqf_pipeline.execution.brokers.base import LiveTradingRefusedError
 from mqf_pipeline.execution.brokers.paper import PaperBroker
 from mqf_pipeline.execution.policy import OrderState, choose, cost_params
 from mqf_pipeline.execution.strategies import Strategy
 from mqf_pipeline.execution_cycle import run_execution
 from mqf_pipeline.storage.lake import Lake
+from resources import BrokerResource, SettingsResource
+from tests.deployment import write_configs
 
 SETTINGS = load_settings(Path(__file__).resolve().parents[1] / "configs")
 CFG = SETTINGS.execution
@@ -53,3 +57,19 @@ def test_slippage_spike_engages_the_execution_kill_switch(tmp_path: Path) -> Non
     later = pl.concat([results[1].decisions, results[2].decisions])
     assert later.height and later["fallback_reason"].str.starts_with("SLIPPAGE_SPIKE").all()
     assert [r.account["spike_sessions_left"] for r in results[2:]] == [4, 3]
+
+
+def test_the_broker_resource_refuses_live_without_every_safeguard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mode live with keys but no confirmation: the resource (and so the execution step) refuses."""
+    monkeypatch.setenv("APCA_API_KEY_ID", "AKTESTKEY123")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "never-print-this-secret")
+    monkeypatch.delenv("MQF_LIVE_TRADING_CONFIRM", raising=False)
+    config_dir = write_configs(
+        tmp_path,
+        fund={"mode": "live", "paths": {"runtime": str(tmp_path / "runtime")}},
+        universe={"symbols": ["AAA", "BBB"], "sectors": {"AAA": "TECH", "BBB": "ENERGY"}},
+    )
+    resource = BrokerResource(settings=SettingsResource(config_dir=str(config_dir)))
+    with pytest.raises(LiveTradingRefusedError, match="MQF_LIVE_TRADING_CONFIRM") as info:
+        resource.broker()
+    assert "never-print-this-secret" not in str(info.value) and "AKTESTKEY123" not in str(info.value)
