@@ -59,7 +59,7 @@ def test_slippage_spike_engages_the_execution_kill_switch(tmp_path: Path) -> Non
     assert [r.account["spike_sessions_left"] for r in results[2:]] == [4, 3]
 
 
-def test_the_broker_resource_refuses_live_without_every_safeguard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broker_resource_refuses_live_without_confirmation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Mode live with keys but no confirmation: the resource (and so the execution step) refuses."""
     monkeypatch.setenv("APCA_API_KEY_ID", "AKTESTKEY123")
     monkeypatch.setenv("APCA_API_SECRET_KEY", "never-print-this-secret")
