@@ -141,3 +141,36 @@ def test_sigkill_crash_test_small(tmp_path: Path) -> None:
     assert result["max_position_diff_vs_fills"] < 1e-9
     assert result["partitions_differing_from_reference"] == 0
     assert result["fills_equal_reference"]
+
+
+def test_no_lookahead_data_after_d_moves_nothing_for_d(tmp_path: Path) -> None:
+    """Bars and targets after session D changed: every execution row of sessions <= D is unchanged."""
+    rows = {}
+    for name, shock in (("base", 1.0), ("shocked", 1.7)):
+        days = build_lake(tmp_path / name / "lake", symbols=20, sessions=8)
+        lake = Lake(str(tmp_path / name / "lake"))
+        cut = days[4]
+        later = [d for d in days if d > cut]
+        bars = lake.read("price_history", later)
+        lake.write_many(
+            "price_history",
+            bars.with_columns(
+                pl.col("open", "close", "high", "low", "adjusted_close") * shock, volume=pl.col("volume") * 3
+            ),
+            later,
+            now=NOW,
+        )
+        targets = lake.read("portfolio_targets", later)
+        lake.write_many(
+            "portfolio_targets", targets.with_columns(target_weight=pl.col("target_weight") * shock / 2), later, now=NOW
+        )
+        results = run_execution(
+            lake, SETTINGS, days, _broker(tmp_path / name / "broker"), kill_switch_path=None, latest_session=days[-1]
+        )
+        rows[name] = {r.day: r for r in results if r.day <= cut}
+        assert any(r.day > cut for r in results)
+    for day, base in rows["base"].items():
+        other = rows["shocked"][day]
+        for attr in ("orders", "decisions", "outcomes", "feedback", "positions"):
+            assert getattr(base, attr).equals(getattr(other, attr)), (day, attr)
+        assert base.account == other.account
