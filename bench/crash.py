@@ -102,16 +102,31 @@ def _with_nulls(table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- the step
-def worker(lake_root: str, broker_dir: str, day: str) -> None:
-    """One session's execution step, as the asset runs it (same domain calls, same writes)."""
+def worker(lake_root: str, broker_dir: str, day: str, die_after_submits: int = 0) -> None:
+    """One session's execution step, as the asset runs it (same domain calls, same writes).
+
+    ``die_after_submits`` > 0: the process SIGKILLs itself right after the broker accepted that many
+    orders (a kill in the middle of submission, which random timing rarely hits: it takes milliseconds).
+    """
     from mqf_pipeline.config import load_settings
     from mqf_pipeline.execution.brokers.paper import PaperBroker
+    from mqf_pipeline.execution.orders import BrokerOrder, OrderRequest
     from mqf_pipeline.execution.policy import cost_params
     from mqf_pipeline.execution_cycle import run_execution, write_results
     from mqf_pipeline.storage.lake import Lake
 
+    class DyingBroker(PaperBroker):
+        accepted = 0
+
+        def submit(self, order: OrderRequest, *, session: dt.date) -> BrokerOrder:
+            result = super().submit(order, session=session)
+            DyingBroker.accepted += 1
+            if DyingBroker.accepted == die_after_submits:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+
     settings = load_settings(ROOT / "configs")
-    broker = PaperBroker(broker_dir, initial_cash=1_000_000.0, params=cost_params(settings.execution), seed=11)
+    broker = DyingBroker(broker_dir, initial_cash=1_000_000.0, params=cost_params(settings.execution), seed=11)
     lake = Lake(lake_root)
     print("READY", flush=True)
     session = dt.date.fromisoformat(day)
@@ -119,8 +134,8 @@ def worker(lake_root: str, broker_dir: str, day: str) -> None:
     write_results(lake, results, now=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
 
 
-def _spawn(lake: Path, broker: Path, day: dt.date) -> subprocess.Popen[str]:
-    cmd = [sys.executable, __file__, "--worker", str(lake), str(broker), day.isoformat()]
+def _spawn(lake: Path, broker: Path, day: dt.date, die_after_submits: int = 0) -> subprocess.Popen[str]:
+    cmd = [sys.executable, __file__, "--worker", str(lake), str(broker), day.isoformat(), str(die_after_submits)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
@@ -134,6 +149,13 @@ def _run(lake: Path, broker: Path, day: dt.date) -> float:
     if proc.returncode != 0:
         raise RuntimeError(f"session {day} failed (exit {proc.returncode}):\n{err[-3000:]}")
     return time.perf_counter() - t0
+
+
+def _died_mid_submission(lake: Path, broker: Path, day: dt.date, after: int) -> bool:
+    """Run the step with the broker killing it after ``after`` accepted orders; True if it died so."""
+    proc = _spawn(lake, broker, day, after)
+    proc.communicate()
+    return proc.returncode == -signal.SIGKILL
 
 
 def _killed(lake: Path, broker: Path, day: dt.date, delay: float) -> bool:
@@ -216,7 +238,10 @@ def _orders_for(broker: Path, day: dt.date) -> int:
 
 
 def crash_test(kills: int, symbols: int, seed: int, workdir: Path) -> dict[str, object]:
-    """SIGKILL each session's step at a random point until ``kills`` kills have landed, rerunning each."""
+    """SIGKILL each session's step until ``kills`` kills have landed, rerunning each partition after its kill.
+
+    Odd sessions: at a uniformly random time over the step's measured duration. Even sessions: right after
+    a random number of orders was accepted by the broker (in the middle of submission)."""
     rng = random.Random(seed)
     ref_lake, ref_broker = workdir / "ref_lake", workdir / "ref_broker"
     lake, broker = workdir / "lake", workdir / "broker"
@@ -230,7 +255,11 @@ def crash_test(kills: int, symbols: int, seed: int, workdir: Path) -> dict[str, 
         full = _run(ref_lake, ref_broker, d)
         used.append(full)
         attempts += 1
-        hit = _killed(lake, broker, d, rng.uniform(0.0, full))  # uniform over the step's measured duration
+        n_orders = _orders_for(ref_broker, d)
+        if attempts % 2 == 0 and n_orders > 1:
+            hit = _died_mid_submission(lake, broker, d, rng.randint(1, n_orders - 1))
+        else:
+            hit = _killed(lake, broker, d, rng.uniform(0.0, full))  # uniform over the step's measured duration
         landed += hit
         partial = _orders_for(broker, d)
         _run(lake, broker, d)
@@ -252,10 +281,11 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=100, help="sessions whose first attempt is killed")
     parser.add_argument("--symbols", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--worker", nargs=3, metavar=("LAKE", "BROKER", "DAY"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, metavar=("LAKE", "BROKER", "DAY", "DIE_AFTER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(*args.worker)
+        lake_root, broker_dir, day, die_after = args.worker
+        worker(lake_root, broker_dir, day, int(die_after))
         return
     sys.path.insert(0, str(ROOT))
     from bench.common import report

@@ -343,7 +343,9 @@ def _plan(
         weight = float(want.get(symbol, 0.0))
         current = ledger.qty(symbol)
         desired = weight * nav / q["close"]
-        if abs(desired - current) * q["close"] < cfg.min_order_notional:
+        if abs(desired) * q["close"] < cfg.min_order_notional:
+            desired = 0.0  # a target worth less than one minimum order (solver dust) closes the position
+        if desired == current or (desired != 0 and abs(desired - current) * q["close"] < cfg.min_order_notional):
             continue
         legs = [desired - current]
         if current != 0 and desired != 0 and (current > 0) != (desired > 0):
