@@ -81,7 +81,7 @@ EXECUTION_TABLES = ("orders", "execution_decisions", "execution_outcomes", "exec
 
 
 def test_execution_books_fills_into_positions_that_match_the_broker(deployment):
-    """Every session has its account; positions after the last session equal the paper broker's sum of fills."""
+    """Every session has its account; each session's positions equal the paper broker's sum of fills then."""
     from mqf_pipeline.execution.brokers.paper import PaperBroker
     from mqf_pipeline.execution.policy import cost_params
 
@@ -89,10 +89,13 @@ def test_execution_books_fills_into_positions_that_match_the_broker(deployment):
     cfg = settings_for(config_dir)
     assert sorted(lake.partitions("account")) == [d.isoformat() for d in SESSIONS]
     broker = PaperBroker(cfg.broker_dir, initial_cash=cfg.risk.initial_nav, params=cost_params(cfg.execution), seed=1)
-    last = max(lake.partitions("positions"))
-    ours = dict(lake.read("positions", [last]).select("symbol", "qty").iter_rows())
-    assert ours and ours.keys() == broker.positions().keys()
-    assert all(abs(q - broker.positions()[s]) < 1e-9 for s, q in ours.items())
+    positions = lake.read("positions")
+    assert positions.height  # the fund did hold positions
+    for day in SESSIONS:
+        ours = dict(positions.filter(pl.col("date") == day).select("symbol", "qty").iter_rows())
+        theirs = broker.positions_as_of(day)
+        assert ours.keys() == theirs.keys(), day
+        assert all(abs(q - theirs[s]) < 1e-9 for s, q in ours.items()), day
     orders, outcomes = lake.read("orders"), lake.read("execution_outcomes")
     assert orders.filter(pl.col("status") == "SUBMITTED").height == outcomes.height  # every order traded next day
     meta = materializations(result)["orders"][-1].metadata
