@@ -28,6 +28,7 @@ import polars as pl
 
 from mqf_pipeline import audit, calendar, governance
 from mqf_pipeline import meta_brain as mb
+from mqf_pipeline.carry import previous_partition
 from mqf_pipeline.config import Settings
 from mqf_pipeline.feature_store import usable_bars
 from mqf_pipeline.regime import RISK_MULTIPLIERS
@@ -189,16 +190,9 @@ def load_carried(lake: Lake, day: dt.date, initial_nav: float) -> Carried:
     With no risk_state stored before ``day`` the fund starts fresh (initial NAV, empty book). A gap
     (state stored for an earlier session but not the previous one) is an error naming what to run.
     """
-    prev = calendar.session_offset(day, -1)
-    before = [p for p in lake.partitions("risk_state") if p < day.isoformat()]
-    if not before:
+    prev = previous_partition(lake, "risk_state", day, error=CycleStateError, what="decisions", state="the risk state")
+    if prev is None:
         return Carried({}, initial_nav, initial_nav, breakers.BreakerState.initial())
-    if before[-1] != prev.isoformat():
-        raise CycleStateError(
-            f"decisions for {day} continue the risk state of {prev}, which is not materialized (latest stored "
-            f"before it: {before[-1]}); materialize decisions from the session after {before[-1]} "
-            "through this one in order (one backfill range)"
-        )
     state = lake.read("risk_state", [prev]).row(0, named=True)
     return Carried(
         book={s: float(w) for s, w in json.loads(state["book_json"]).items()},

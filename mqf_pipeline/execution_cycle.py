@@ -30,6 +30,7 @@ import polars as pl
 
 from mqf_pipeline import calendar, kill_switch
 from mqf_pipeline.audit import cycle_id as make_cycle_id
+from mqf_pipeline.carry import previous_partition
 from mqf_pipeline.config import Settings
 from mqf_pipeline.execution import policy
 from mqf_pipeline.execution.brokers.base import Broker, OrderRejectedError
@@ -164,16 +165,11 @@ def _trailing(values: np.ndarray, window: int, min_samples: int, stat) -> np.nda
 
 def load_carried(lake: Lake, day: dt.date, initial_cash: float) -> Carried:
     """positions/account/orders of the session before ``day``; none stored before it -> start in cash."""
-    prev = calendar.session_offset(day, -1)
-    before = [p for p in lake.partitions("account") if p < day.isoformat()]
-    if not before:
+    prev = previous_partition(
+        lake, "account", day, error=ExecutionStateError, what="the execution assets", state="the positions"
+    )
+    if prev is None:
         return Carried(Ledger(cash=initial_cash), _empty("orders"), _empty("execution_decisions"))
-    if before[-1] != prev.isoformat():
-        raise ExecutionStateError(
-            f"execution for {day} continues the positions of {prev}, which are not materialized (latest stored "
-            f"before it: {before[-1]}); materialize the execution assets from the session after {before[-1]} "
-            "through this one in order (one backfill range)"
-        )
     account = lake.read("account", [prev]).row(0, named=True)
     ledger = Ledger.from_rows(
         float(account["cash"]), float(account["realized_pnl"]), lake.read("positions", [prev]).iter_rows(named=True)

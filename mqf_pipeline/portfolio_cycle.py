@@ -24,6 +24,7 @@ import polars as pl
 
 from mqf_pipeline import calendar
 from mqf_pipeline.audit import cycle_id
+from mqf_pipeline.carry import previous_partition
 from mqf_pipeline.config import Settings
 from mqf_pipeline.feature_store import usable_bars
 from mqf_pipeline.portfolio import allocators, optimizer, risk_integration
@@ -107,15 +108,11 @@ def load_inputs(lake: Lake, settings: Settings, days: Sequence[dt.date], univers
 
 def load_previous(lake: Lake, day: dt.date) -> dict[str, float]:
     """Targets of the session before ``day`` ({} when no targets are stored before it; a gap is an error)."""
-    prev = calendar.session_offset(day, -1)
-    before = [p for p in lake.partitions("portfolio_targets") if p < day.isoformat()]
-    if not before:
+    prev = previous_partition(
+        lake, "portfolio_targets", day, error=PortfolioStateError, what="portfolio targets", state="the targets"
+    )
+    if prev is None:
         return {}
-    if before[-1] != prev.isoformat():
-        raise PortfolioStateError(
-            f"portfolio targets for {day} start from those of {prev}, which are not materialized (latest stored "
-            f"before it: {before[-1]}); materialize the portfolio from the session after it through this one"
-        )
     rows = lake.read("portfolio_targets", [prev])
     return {r["symbol"]: float(r["target_weight"]) for r in rows.iter_rows(named=True) if r["target_weight"]}
 
