@@ -14,7 +14,6 @@ from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
 from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError
 from mqf_pipeline.execution_cycle import CODE_VERSION, ExecutionStateError, run_execution, write_results
-from mqf_pipeline.kill_switch import KillSwitchEngagedError
 from resources import BrokerResource, KillSwitchResource, SettingsResource, StorageResource
 
 PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
@@ -86,7 +85,7 @@ def execute_orders(
         results = run_execution(lake, cfg, days, venue, kill_switch_path=kill_switch.file(), progress=context.log.info)
     except LiveTradingRefusedError as exc:
         raise dg.Failure(description=f"trading refused: {exc}", allow_retries=False) from exc
-    except (ExecutionStateError, KillSwitchEngagedError) as exc:
+    except ExecutionStateError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     except BrokerError as exc:
         raise dg.Failure(description=f"broker {type(exc).__name__}: {exc}", allow_retries=exc.retryable) from exc

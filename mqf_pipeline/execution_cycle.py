@@ -48,6 +48,7 @@ from mqf_pipeline.execution.orders import (
 )
 from mqf_pipeline.feature_store import usable_bars
 from mqf_pipeline.storage.lake import Lake, WriteResult
+from mqf_pipeline.storage.schema import table_spec
 
 CODE_VERSION = "execution-1"
 NEW_YORK = ZoneInfo("America/New_York")
@@ -183,8 +184,6 @@ def load_carried(lake: Lake, day: dt.date, initial_cash: float) -> Carried:
 
 
 def _empty(table: str) -> pl.DataFrame:
-    from mqf_pipeline.storage.schema import table_spec
-
     return pl.DataFrame(schema=table_spec(table).columns)
 
 
@@ -471,8 +470,6 @@ def _late_block(path: Path | None) -> str | None:
 
 
 def _frame(table: str, rows: list[dict]) -> pl.DataFrame:
-    from mqf_pipeline.storage.schema import table_spec
-
     cols = {k: v for k, v in table_spec(table).columns.items() if k not in ("id", "created_at")}
     return pl.DataFrame(rows, schema=cols) if rows else pl.DataFrame(schema=cols)
 

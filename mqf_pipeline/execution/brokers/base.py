@@ -4,6 +4,11 @@ The execution cycle only talks to a broker through these methods. Reconciliation
 ``get_orders`` before anything is submitted; ``submit`` must be idempotent on
 ``client_order_id`` (a second submit of a known id returns the broker's existing order, never a
 new one).
+
+Optional capabilities the cycle uses when a broker has them: ``settle(session, market)`` (the paper
+broker trades its open orders through a session it is shown), ``positions_as_of(session)`` (positions
+after a past session, so reruns of old partitions reconcile too) and ``accepts_historical`` (True: may
+be sent orders for past sessions; a real broker is only sent the latest session's orders).
 """
 
 from __future__ import annotations
