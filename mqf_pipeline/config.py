@@ -255,6 +255,9 @@ class ExecutionSettings(_Section):
         100.0, gt=0.0, description="a fill costing more than this vs the mid engages the execution kill switch"
     )
     spike_cooldown_sessions: int = Field(5, ge=1, description="sessions the execution kill switch stays engaged")
+    slippage_spike_action: str = Field(
+        "fallback", description="fallback: orders go MARKET for the cooldown | halt: also engage the fund kill switch"
+    )
     price_away_cancel: float = Field(0.05, gt=0.0, description="cancel the rest once the mid is this far from arrival")
     volume_anomaly_ratio: float = Field(3.0, gt=1.0, description="abort once session volume exceeds this x ADV")
     min_order_notional: float = Field(100.0, ge=0.0, description="dollars; smaller trades are not sent")
@@ -271,6 +274,8 @@ class ExecutionSettings(_Section):
         known = ("MARKET", "LIMIT", "TWAP", "POV", "VWAP", "WAIT")
         if self.default_strategy not in known:
             raise ValueError(f"unknown execution strategy {self.default_strategy!r}; known: {list(known)}")
+        if self.slippage_spike_action not in ("fallback", "halt"):
+            raise ValueError(f"unknown slippage_spike_action {self.slippage_spike_action!r}; known: fallback, halt")
         return self
 
 

@@ -235,6 +235,13 @@ def run_session(
         day, sent, carried.decisions, broker_orders, fills, quotes, regime_name, inputs.regimes, settings
     )
     spike_left = cfg.spike_cooldown_sessions if spike else max(carried.spike_sessions_left - 1, 0)
+    if spike and cfg.slippage_spike_action == "halt" and kill_switch_path is not None:
+        kill_switch.engage(
+            kill_switch_path,
+            f"slippage spike: a fill of {calendar.session_offset(day, -1)}'s orders cost more than "
+            f"{cfg.slippage_spike_bps:g} bps vs the mid on {day}",
+            "execution",
+        )
 
     # 3. reconcile positions with the broker before any submission
     _reconcile(day, ledger, broker, latest_session)

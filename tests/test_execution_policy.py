@@ -73,3 +73,22 @@ def test_broker_resource_refuses_live_without_confirmation(tmp_path: Path, monke
     with pytest.raises(LiveTradingRefusedError, match="MQF_LIVE_TRADING_CONFIRM") as info:
         resource.broker()
     assert "never-print-this-secret" not in str(info.value) and "AKTESTKEY123" not in str(info.value)
+
+
+def test_slippage_spike_can_halt_the_fund(tmp_path: Path) -> None:
+    """slippage_spike_action: halt engages the fund kill switch: the spike session's orders are all blocked."""
+    from mqf_pipeline import kill_switch
+
+    days = build_lake(tmp_path / "lake", symbols=20, sessions=3, spread_bps=10.0)
+    lake = Lake(str(tmp_path / "lake"))
+    bars = lake.read("price_history", [days[1]])
+    lake.write("price_history", days[1], bars.with_columns(spread_bps=pl.lit(300.0)))
+    halting = SETTINGS.model_copy(update={"execution": CFG.model_copy(update={"slippage_spike_action": "halt"})})
+    broker = PaperBroker(tmp_path / "broker", initial_cash=1e6, params=cost_params(CFG), seed=3)
+    switch = tmp_path / "KILL_SWITCH"
+    results = run_execution(lake, halting, days, broker, kill_switch_path=switch, latest_session=days[-1])
+    state = kill_switch.status(switch)
+    assert state.active and "slippage spike" in state.reason and state.engaged_by == "execution"
+    blocked = pl.concat([results[1].orders, results[2].orders])
+    assert blocked.height and (blocked["status"] == "REJECTED").all()
+    assert blocked["reason"].str.starts_with("KILL_SWITCH").all()
