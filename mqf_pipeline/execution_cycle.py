@@ -22,6 +22,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -95,6 +96,17 @@ class ExecutionInputs:
     risk: pl.DataFrame
     actions: pl.DataFrame
     regimes: pl.DataFrame
+
+    @cached_property
+    def _by_day(self) -> dict[str, dict[dt.date, pl.DataFrame]]:
+        """Each date-keyed frame split by session once (a range run would otherwise filter it every session)."""
+        names = ("market", "targets", "risk", "actions", "regimes")
+        return {n: {k[0]: v for k, v in getattr(self, n).partition_by("date", as_dict=True).items()} for n in names}
+
+    def on(self, name: str, day: dt.date) -> pl.DataFrame:
+        """Rows of frame ``name`` for session ``day`` (empty with its schema when there are none)."""
+        part = self._by_day[name].get(day)
+        return part if part is not None else getattr(self, name).clear()
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -200,13 +212,13 @@ def run_session(
 ) -> tuple[SessionResult, Carried]:
     cfg = settings.execution
     cid = make_cycle_id(settings.fund.strategy, day)
-    market = inputs.market.filter(pl.col("date") == day)
+    market = inputs.on("market", day)
     quotes = {r["symbol"]: r for r in market.iter_rows(named=True)}
 
     # 1. the broker trades D-1's orders during D
     settle = getattr(broker, "settle", None)
     if settle is not None:
-        actions = inputs.actions.filter(pl.col("date") == day)
+        actions = inputs.on("actions", day)
         splits = actions.filter(pl.col("action_type") == "SPLIT").select("symbol", pl.col("value").alias("split_ratio"))
         settle(day, market.join(splits, on="symbol", how="left").with_columns(pl.col("split_ratio").fill_null(1.0)))
     sent = carried.orders.filter(pl.col("broker_order_id").is_not_null()).sort("order_id")
@@ -222,14 +234,14 @@ def run_session(
 
     # 2. corporate actions, fills, marks
     ledger = carried.ledger.copy()
-    dividends = ledger.apply_corporate_actions(inputs.actions.filter(pl.col("date") == day))
+    dividends = ledger.apply_corporate_actions(inputs.on("actions", day))
     for f in sorted(fills, key=lambda f: (f.timestamp, f.fill_id)):
         ledger.apply_fill(f)
     closes = {s: q["close"] for s, q in quotes.items() if q["close"] is not None}
     _carry_missing_marks(ledger, closes, carried, day)
     positions = ledger.position_rows(day, closes)
     nav = ledger.nav(closes)
-    regime = inputs.regimes.filter(pl.col("date") == day)
+    regime = inputs.on("regimes", day)
     regime_name = regime["regime"][0] if regime.height else None
     outcomes, feedback, spike = _outcomes(
         day, sent, carried.decisions, broker_orders, fills, quotes, regime_name, inputs.regimes, settings
@@ -247,15 +259,13 @@ def run_session(
     _reconcile(day, ledger, broker, latest_session)
 
     # 4. orders for D
-    blocked = _blocked(day, inputs.risk, kill_switch_path)
+    blocked = _blocked(inputs.on("risk", day), kill_switch_path)
     if not getattr(broker, "accepts_historical", False) and day < latest_session:
         planned: list[dict] = []
         notes = [f"{day} is before the latest session {latest_session}: broker {broker.name} is not sent past orders"]
     else:
         planned, notes = (
-            _plan(
-                day, cid, ledger, nav, inputs.targets.filter(pl.col("date") == day), quotes, settings, spike_left > 0
-            ),
+            _plan(day, cid, ledger, nav, inputs.on("targets", day), quotes, settings, spike_left > 0),
             [],
         )
     orders, decisions, submitted, known = _submit(day, planned, broker, blocked, kill_switch_path)
@@ -312,13 +322,12 @@ def _reconcile(day: dt.date, ledger: Ledger, broker: Broker, latest: dt.date) ->
         )
 
 
-def _blocked(day: dt.date, risk: pl.DataFrame, path: Path | None) -> str | None:
-    if path is not None:
-        st = kill_switch.status(path)
-        if st.active:
-            return f"KILL_SWITCH: {st.describe()}"
-    row = risk.filter(pl.col("date") == day)
-    if row.height and row["breaker_status"][0] == "FREEZE":
+def _blocked(risk: pl.DataFrame, path: Path | None) -> str | None:
+    """Why no order of the session may be submitted: the kill switch, or the session's FREEZE breaker."""
+    reason = _kill_switch_reason(path)
+    if reason:
+        return reason
+    if risk.height and risk["breaker_status"][0] == "FREEZE":
         return "BREAKER_FREEZE: the risk engine's circuit breaker is at FREEZE"
     return None
 
@@ -396,7 +405,7 @@ def _submit(
         order: BrokerOrder | None = known.get(req.client_order_id)
         reason = None
         if order is None:
-            reason = blocked or _late_block(path)
+            reason = blocked or _kill_switch_reason(path)
             if reason is None:
                 try:
                     order = broker.submit(req, session=day)
@@ -468,8 +477,9 @@ def _submit(
     return _frame("orders", rows), _frame("execution_decisions", decisions), submitted, already
 
 
-def _late_block(path: Path | None) -> str | None:
-    """The kill switch is read again before every submission: engaging it mid-cycle stops the rest."""
+def _kill_switch_reason(path: Path | None) -> str | None:
+    """``KILL_SWITCH: ...`` while engaged. Read at the cycle's start and again before every submission,
+    so engaging it mid-cycle stops the rest."""
     if path is None:
         return None
     st = kill_switch.status(path)

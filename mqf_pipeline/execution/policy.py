@@ -34,7 +34,7 @@ class OrderState:
 @dataclass(frozen=True)
 class Choice:
     action: Strategy
-    expected_cost_bps: float
+    expected_cost_bps: float | None  # None for LIMIT: the cost model has no expected cost for a passive order
     used_fallback: bool
     fallback_reason: str | None
 
@@ -62,14 +62,16 @@ def choose(state: OrderState, settings: ExecutionSettings, *, kill_switch: bool)
         action = Strategy.TWAP
         reasons.append("SIZE_ADV")
     expected = _expected(action, state, params)
-    if action is not Strategy.LIMIT and expected > settings.max_estimated_slippage_bps:
+    if expected is not None and expected > settings.max_estimated_slippage_bps:
         action = Strategy.LIMIT
         reasons.append("EXPECTED_COST")
         expected = _expected(action, state, params)
     return Choice(action, expected, bool(reasons), ",".join(reasons) or None)
 
 
-def _expected(action: Strategy, state: OrderState, params: sim.CostParams) -> float:
+def _expected(action: Strategy, state: OrderState, params: sim.CostParams) -> float | None:
+    """Expected cost in bps of an aggressive schedule; None for LIMIT, whose risk is not filling (the
+    simulator gives its fill probability, not a cost), so no model estimate is recorded for it."""
     if action is Strategy.LIMIT:
-        return 0.0  # a passive fill pays no spread or impact; its risk is not filling
+        return None
     return float(sim.expected_cost_bps(action, state.size_adv, state.sigma, state.spread_bps, params))

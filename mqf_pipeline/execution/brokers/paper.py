@@ -201,56 +201,51 @@ class PaperBroker:
 
     # ------------------------------------------------------------------ writes
     def submit(self, order: OrderRequest, *, session: dt.date) -> BrokerOrder:
-        """Accept ``order`` for trading in the session after ``session``; a known id returns the existing order."""
+        """Accept ``order`` for trading in the session after ``session``; a known id returns the existing order.
+
+        One transaction: two processes submitting the same id cannot both insert it."""
+        cid = order.client_order_id
         with self._tx() as con:
-            row = con.execute("SELECT * FROM orders WHERE client_order_id = ?", (order.client_order_id,)).fetchone()
-            if row is not None:
+            existing = _fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (cid,))
+            if existing:
+                outcome, reason = "duplicate", None
+            else:
+                reason = _refusal(con, order, session)
+                outcome = "rejected" if reason else "accepted"
+            con.execute("INSERT INTO submit_log (client_order_id, outcome) VALUES (?, ?)", (cid, outcome))
+            if outcome == "accepted":
                 con.execute(
-                    "INSERT INTO submit_log (client_order_id, outcome) VALUES (?, 'duplicate')",
-                    (order.client_order_id,),
+                    "INSERT INTO orders (client_order_id, broker_order_id, session, symbol, side, qty, order_type, "
+                    "time_in_force, limit_price, stop_price, strategy, limit_offset_bps, pov_rate, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        cid,
+                        broker_order_id(cid),
+                        session.isoformat(),
+                        order.symbol,
+                        order.side.value,
+                        order.qty,
+                        order.order_type.value,
+                        order.time_in_force.value,
+                        order.limit_price,
+                        order.stop_price,
+                        order.strategy,
+                        order.limit_offset_bps,
+                        order.pov_rate,
+                        OrderStatus.SUBMITTED.value,
+                    ),
                 )
-                return _order(_named(con, row))
-            reason = _refusal(con, order, session)
-            if reason:
-                con.execute(
-                    "INSERT INTO submit_log (client_order_id, outcome) VALUES (?, 'rejected')", (order.client_order_id,)
-                )
+                existing = _fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (cid,))
         if reason:
             raise OrderRejectedError(f"paper broker refused {order.side.value} {order.qty} {order.symbol}: {reason}")
-        with self._tx() as con:
-            con.execute(
-                "INSERT INTO orders (client_order_id, broker_order_id, session, symbol, side, qty, order_type, "
-                "time_in_force, limit_price, stop_price, strategy, limit_offset_bps, pov_rate, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    order.client_order_id,
-                    broker_order_id(order.client_order_id),
-                    session.isoformat(),
-                    order.symbol,
-                    order.side.value,
-                    order.qty,
-                    order.order_type.value,
-                    order.time_in_force.value,
-                    order.limit_price,
-                    order.stop_price,
-                    order.strategy,
-                    order.limit_offset_bps,
-                    order.pov_rate,
-                    OrderStatus.SUBMITTED.value,
-                ),
-            )
-            con.execute(
-                "INSERT INTO submit_log (client_order_id, outcome) VALUES (?, 'accepted')", (order.client_order_id,)
-            )
-            row = con.execute("SELECT * FROM orders WHERE client_order_id = ?", (order.client_order_id,)).fetchone()
-            return _order(_named(con, row))
+        return _order(existing[0])
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
         with self._tx() as con:
-            row = con.execute("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
-            if row is None:
+            rows = _fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+            if not rows:
                 raise BrokerError(f"paper broker: no order {client_order_id}")
-            order = _order(_named(con, row))
+            order = _order(rows[0])
             if order.status.terminal:
                 return order
             new = order.with_status(OrderStatus.CANCELLED, reject_reason="CANCELLED_BY_CLIENT")
@@ -277,14 +272,12 @@ class PaperBroker:
             later = con.execute("SELECT MAX(session) FROM settled").fetchone()[0]
             if later and later > key:
                 raise BrokerError(f"paper broker: cannot settle {session}, sessions through {later} already traded")
-            rows = [
-                _named(con, r)
-                for r in con.execute(
-                    f"SELECT * FROM orders WHERE session < ? AND status IN ({','.join('?' * len(OPEN_STATUSES))}) "
-                    "ORDER BY client_order_id",
-                    (key, *OPEN_STATUSES),
-                ).fetchall()
-            ]
+            rows = _fetch(
+                con,
+                f"SELECT * FROM orders WHERE session < ? AND status IN ({','.join('?' * len(OPEN_STATUSES))}) "
+                "ORDER BY client_order_id",
+                (key, *OPEN_STATUSES),
+            )
             if "split_ratio" in market.columns:
                 for symbol, ratio in (
                     market.filter(pl.col("split_ratio") != 1.0).select("symbol", "split_ratio").iter_rows()
@@ -298,8 +291,8 @@ class PaperBroker:
         quotes = {r["symbol"]: r for r in market.select(MARKET_COLUMNS).iter_rows(named=True)}
         tradable = [r for r in rows if r["symbol"] in quotes and _quote_ok(quotes[r["symbol"]])]
         for r in rows:
-            if r not in tradable:
-                _close(con, r, "NO_BAR", expire=r["time_in_force"] != TimeInForce.GTC.value)
+            if r not in tradable and r["time_in_force"] != TimeInForce.GTC.value:
+                _update(con, r, OrderStatus.CANCELLED, "NO_BAR")  # a DAY order without a bar expires
         if not tradable:
             return 0
         q = [quotes[r["symbol"]] for r in tradable]
@@ -409,14 +402,11 @@ def _update(con: sqlite3.Connection, row: dict, status: OrderStatus, reason: str
     )
 
 
-def _close(con: sqlite3.Connection, row: dict, reason: str, *, expire: bool) -> None:
-    if expire:
-        _update(con, row, OrderStatus.CANCELLED, reason)
-
-
-def _named(con: sqlite3.Connection, row: tuple) -> dict:
-    cols = [c[1] for c in con.execute("PRAGMA table_info(orders)")]
-    return dict(zip(cols, row, strict=True))
+def _fetch(con: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[dict]:
+    """Rows as dicts keyed by the cursor's column names."""
+    cur = con.execute(sql, params)
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def _select_in(con: sqlite3.Connection, sql: str, ids: Sequence[str]) -> list[dict]:
@@ -424,9 +414,7 @@ def _select_in(con: sqlite3.Connection, sql: str, ids: Sequence[str]) -> list[di
     ids = list(ids)
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        cur = con.execute(sql.format(",".join("?" * len(chunk))), chunk)
-        cols = [d[0] for d in cur.description]
-        out += [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        out += _fetch(con, sql.format(",".join("?" * len(chunk))), chunk)
     return out
 
 
