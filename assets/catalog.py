@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets.common import md_table
-from mqf_pipeline.plan import TABLE_ASSETS
+from mqf_pipeline.stages.plan import TABLE_ASSETS
 from mqf_pipeline.storage.catalog import refresh_catalog
 from resources import StorageResource
 

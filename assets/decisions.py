@@ -14,9 +14,9 @@ import polars as pl
 
 from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
-from mqf_pipeline import governance
-from mqf_pipeline.audit import AuditWriteError, write_audit
-from mqf_pipeline.decision_cycle import CODE_VERSION, CycleStateError, run_cycles
+from mqf_pipeline.decisions.audit import AuditWriteError, write_audit
+from mqf_pipeline.governance import phases as governance
+from mqf_pipeline.stages.decisions import CODE_VERSION, CycleStateError, run_cycles
 from mqf_pipeline.storage.schema import empty_frame
 from mqf_pipeline.universe import universe_frame
 from resources import KillSwitchResource, SettingsResource, StorageResource
@@ -158,6 +158,8 @@ def decide_and_check_risk(
             cvar_evt=_r(rs["cvar_evt"]),
             stress_worst=f"{rs['stress_worst_scenario']}: {_r(rs['stress_worst_loss'])}",
             breaker=f"{rs['breaker_status']} (tier {rs['breaker_tier']})",
+            breaker_status=str(rs["breaker_status"]),
+            breaker_tier=int(rs["breaker_tier"]),
             limits_breached=sum(bool(c["breached"]) for c in json.loads(rs["limits_json"])),
             sizing_multiplier=round(float(rs["sizing_multiplier"]), 4),
             regime=str(rs["regime"]),

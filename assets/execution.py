@@ -13,7 +13,7 @@ import dagster as dg
 from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
 from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError
-from mqf_pipeline.execution_cycle import CODE_VERSION, ExecutionStateError, run_execution, write_results
+from mqf_pipeline.stages.execution import CODE_VERSION, ExecutionStateError, run_execution, write_results
 from resources import BrokerResource, KillSwitchResource, SettingsResource, StorageResource
 
 PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)

@@ -6,9 +6,9 @@ import dagster as dg
 
 from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
-from mqf_pipeline.ingest import ingest_bars_window, ingest_macro_window
+from mqf_pipeline.market.ingest import ingest_bars_window, ingest_macro_window
 from mqf_pipeline.market.metrics_store import save_provider_metrics
-from mqf_pipeline.market_quality import eligibility_window, score_window
+from mqf_pipeline.stages.quality import eligibility_window, score_window
 from mqf_pipeline.universe import universe_frame
 from resources import MarketDataResource, SettingsResource, StorageResource
 

@@ -11,7 +11,7 @@ import polars as pl
 
 from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
-from mqf_pipeline.portfolio_cycle import CODE_VERSION, PortfolioStateError, run_portfolio
+from mqf_pipeline.stages.portfolio import CODE_VERSION, PortfolioStateError, run_portfolio
 from mqf_pipeline.universe import universe_frame
 from resources import SettingsResource, StorageResource
 

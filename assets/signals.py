@@ -8,10 +8,10 @@ import polars as pl
 from assets.common import RETRY, md_table, partition_dates, write_metadata
 from assets.partitions import TRADING_DAYS
 from mqf_pipeline.agents.registry import build_agents
-from mqf_pipeline.feature_store import feature_rows, features_for_dates
 from mqf_pipeline.features import FEATURE_VERSION, feature_names
-from mqf_pipeline.regime_store import regimes_for_dates
-from mqf_pipeline.signal_store import agent_signals_for_dates, coverage_table, ic_to_date, model_output_rows
+from mqf_pipeline.stages.features import feature_rows, features_for_dates
+from mqf_pipeline.stages.regimes import regimes_for_dates
+from mqf_pipeline.stages.signals import agent_signals_for_dates, coverage_table, ic_to_date, model_output_rows
 from mqf_pipeline.universe import universe_frame
 from resources import SettingsResource, StorageResource
 

@@ -40,7 +40,7 @@ from mqf_pipeline import calendar  # noqa: E402
 from mqf_pipeline.agents.base import AgentData, validate_signals  # noqa: E402
 from mqf_pipeline.agents.evaluation import daily_ic, forward_returns, ic_summary, shuffled_control  # noqa: E402
 from mqf_pipeline.agents.registry import AGENTS, agent_class  # noqa: E402
-from mqf_pipeline.market.simulator import MarketSimulator, SimulatorParams  # noqa: E402
+from mqf_pipeline.market.sim import MarketSimulator, SimulatorParams  # noqa: E402
 
 
 def load_features(bars: pl.DataFrame) -> tuple[pl.DataFrame, str]:

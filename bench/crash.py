@@ -112,7 +112,7 @@ def worker(lake_root: str, broker_dir: str, day: str, die_after_submits: int = 0
     from mqf_pipeline.execution.brokers.paper import PaperBroker
     from mqf_pipeline.execution.orders import BrokerOrder, OrderRequest
     from mqf_pipeline.execution.policy import cost_params
-    from mqf_pipeline.execution_cycle import run_execution, write_results
+    from mqf_pipeline.stages.execution import run_execution, write_results
     from mqf_pipeline.storage.lake import Lake
 
     class DyingBroker(PaperBroker):

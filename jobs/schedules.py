@@ -1,7 +1,7 @@
 """Rebalance schedules (seed 002 section 4.5): weekly strategic on Fridays 16:00 New York, daily tactical.
 
 Both run the daily cycle for the session that just closed; which rebalance a session gets is decided
-by the session itself (:mod:`mqf_pipeline.portfolio_rebalance`), so the two schedules never disagree.
+by the session itself (:mod:`mqf_pipeline.portfolio.rebalance`), so the two schedules never disagree.
 They start RUNNING: the fund runs itself once `mqf ui` (dagster dev, with its daemon) is up.
 """
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from jobs.market_data import daily_cycle_job
+from jobs.asset_jobs import daily_cycle_job
 from mqf_pipeline import calendar
 
 NEW_YORK = "America/New_York"

@@ -19,8 +19,8 @@ from rich.table import Table
 
 from mqf_pipeline import calendar
 from mqf_pipeline.config import ConfigError, Settings, load_settings
-from mqf_pipeline.plan import contiguous_ranges, history_sessions, missing_sessions
 from mqf_pipeline.report import market_data_summary
+from mqf_pipeline.stages.plan import contiguous_ranges, history_sessions, missing_sessions
 from mqf_pipeline.storage.lake import Lake
 
 app = typer.Typer(help="MQF pipeline: a systematic equity fund run as a Dagster code location.", no_args_is_help=True)
@@ -183,7 +183,7 @@ def status(config_dir: ConfigDirOpt = None) -> None:
     """What the lake holds: partitions per table."""
     settings = _settings(config_dir)
     lake = Lake(settings.lake_root)
-    from mqf_pipeline.plan import MARKET_DATA_TABLES
+    from mqf_pipeline.stages.plan import MARKET_DATA_TABLES
 
     table = Table(title=f"lake {settings.lake_root}")
     for col in ("table", "partitions", "first", "last"):

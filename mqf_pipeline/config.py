@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mqf_pipeline.governance.quality import QualityThresholds
 from mqf_pipeline.market.router import RouterSettings
-from mqf_pipeline.market.simulator import SimulatorParams
-from mqf_pipeline.quality import QualityThresholds
+from mqf_pipeline.market.sim import SimulatorParams
 
 CONFIG_DIR_ENV = "MQF_CONFIG_DIR"
 RUNTIME_DIR_ENV = "MQF_RUNTIME_DIR"

@@ -10,7 +10,7 @@ from mqf_pipeline.config import Mode, Settings
 def universe_frame(settings: Settings) -> pl.DataFrame:
     """Symbols (sorted) with their sector: the simulator's in simulated mode unless symbols are listed."""
     if settings.fund.mode is Mode.SIMULATED and not settings.universe.symbols:
-        from mqf_pipeline.market.simulator import MarketSimulator
+        from mqf_pipeline.market.sim import MarketSimulator
 
         return MarketSimulator(settings.simulator).universe().select("symbol", "sector").sort("symbol")
     symbols = settings.universe.symbols

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from jobs import portfolio_job
-from mqf_pipeline.portfolio_rebalance import BREACH_STATUSES
+from mqf_pipeline.portfolio.rebalance import BREACH_STATUSES
 
 
 @dg.asset_sensor(
@@ -21,10 +21,12 @@ def emergency_rebalance_sensor(context: dg.SensorEvaluationContext, asset_event:
     mat = asset_event.asset_materialization
     if mat is None or mat.partition is None:
         return dg.SkipReason("risk_state materialization without a partition")
-    breaker = str(mat.metadata.get("breaker").value) if "breaker" in mat.metadata else ""
+    # structured keys written by the decide_and_check_risk step (never a parse of the display string)
+    status_entry = mat.metadata.get("breaker_status")
+    status = str(status_entry.value) if status_entry is not None else ""
+    breaker = str(mat.metadata["breaker"].value) if "breaker" in mat.metadata else status
     breached = mat.metadata.get("limits_breached")
     n_breached = int(breached.value) if breached is not None else 0
-    status = breaker.split(" ")[0]
     if status not in BREACH_STATUSES and n_breached == 0:
         return dg.SkipReason(f"risk_state {mat.partition}: {breaker or 'no breaker'}, no limit breached")
     context.log.warning(f"risk_state {mat.partition} breaches ({breaker}, {n_breached} limit(s)): emergency rebalance")

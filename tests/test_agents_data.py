@@ -23,7 +23,7 @@ from mqf_pipeline.agents.ml import MLAgent
 from mqf_pipeline.agents.sentiment import SentimentAgent, daily_sentiment, vader_compound
 from mqf_pipeline.agents.stat_arb import StatArbAgent, refit_schedule
 from mqf_pipeline.agents.valuation import ValuationAgent, quarterly_accounts, split_index
-from mqf_pipeline.market.simulator import MarketSimulator
+from mqf_pipeline.market.sim import MarketSimulator
 from tests.conftest import clean_raw_bars
 
 N_SYMBOLS = 80

@@ -33,7 +33,7 @@ from mqf_pipeline.agents.risk import RiskAgent, trailing_tail
 from mqf_pipeline.agents.trend import TrendAgent, sma_weights
 from mqf_pipeline.agents.ts_momentum import TimeSeriesMomentumAgent, cash_return
 from mqf_pipeline.agents.volatility import VolatilityAgent
-from mqf_pipeline.market.simulator import MarketSimulator, SimulatorParams
+from mqf_pipeline.market.sim import MarketSimulator, SimulatorParams
 
 PRICE_AGENTS: dict[str, type] = {
     "momentum": MomentumAgent,

@@ -8,7 +8,8 @@ import json
 import polars as pl
 import pytest
 
-from mqf_pipeline import audit, governance
+from mqf_pipeline.decisions import audit
+from mqf_pipeline.governance import phases as governance
 from mqf_pipeline.storage.lake import Lake
 from mqf_pipeline.storage.schema import conform
 

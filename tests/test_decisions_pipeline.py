@@ -17,7 +17,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mqf_pipeline import audit, calendar, decision_cycle, kill_switch
+from mqf_pipeline import calendar, kill_switch
+from mqf_pipeline.decisions import audit
+from mqf_pipeline.stages import decisions as decision_cycle
 from mqf_pipeline.storage.lake import Lake
 from tests.deployment import materializations, run_market_data, settings_for, write_configs
 

@@ -111,3 +111,71 @@ def test_only_definitions_imports_dagster():
             if any(n == "dagster" or n.startswith("dagster") for n in names):
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+ORCHESTRATION = ("dagster", "assets", "jobs", "sensors", "resources", "mqf_cli")
+
+
+def _domain_modules() -> dict[str, Path]:
+    """mqf_pipeline's modules by dotted name (packages by their ``__init__``), definitions.py excluded."""
+    out = {}
+    for path in (ROOT / "mqf_pipeline").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts[:-1]) if rel.name == "__init__" else list(rel.parts)
+        name = ".".join(parts)
+        if name != "mqf_pipeline.definitions":
+            out[name] = path
+    return out
+
+
+def _imported(path: Path) -> list[str]:
+    """Every module name imported anywhere in ``path`` (top level and inside functions); ``from a import b``
+    yields ``a.b`` as well as ``a`` so a submodule imported by name counts."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def test_domain_imports_no_orchestration_layer():
+    """Layering: nothing in mqf_pipeline/ but definitions.py imports dagster or the orchestration folders."""
+    modules = _domain_modules()
+    offenders = sorted(
+        f"{name} imports {imp}"
+        for name, path in modules.items()
+        for imp in _imported(path)
+        if imp.split(".")[0] in ORCHESTRATION
+    )
+    assert offenders == []
+
+
+def test_no_import_cycle_inside_the_domain():
+    """The module import graph of mqf_pipeline/ (imports anywhere in a file, function-level ones too) is acyclic."""
+    modules = _domain_modules()
+    graph = {
+        name: sorted({imp for imp in _imported(path) if imp in modules and imp != name})
+        for name, path in modules.items()
+    }
+    cycles = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join([*stack[stack.index(nxt) :], nxt]))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert cycles == []

@@ -14,7 +14,7 @@ from mqf_pipeline import calendar, kill_switch
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution.brokers.paper import PaperBroker
 from mqf_pipeline.execution.policy import cost_params
-from mqf_pipeline.execution_cycle import (
+from mqf_pipeline.stages.execution import (
     ExecutionStateError,
     ReconciliationError,
     load_carried,

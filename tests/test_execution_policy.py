@@ -13,7 +13,7 @@ from mqf_pipeline.execution.brokers.base import LiveTradingRefusedError
 from mqf_pipeline.execution.brokers.paper import PaperBroker
 from mqf_pipeline.execution.policy import OrderState, choose, cost_params
 from mqf_pipeline.execution.strategies import Strategy
-from mqf_pipeline.execution_cycle import run_execution
+from mqf_pipeline.stages.execution import run_execution
 from mqf_pipeline.storage.lake import Lake
 from resources import BrokerResource, SettingsResource
 from tests.deployment import write_configs

@@ -22,7 +22,7 @@ from polars.testing import assert_frame_equal
 from scipy.optimize import minimize_scalar
 from scipy.stats import median_abs_deviation
 
-from mqf_pipeline.meta_brain import (
+from mqf_pipeline.decisions.meta_brain import (
     DECISION_COLUMNS,
     DECISIONS,
     MetaBrainParams,

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from mqf_pipeline import calendar
-from mqf_pipeline.market.simulator import MarketSimulator
+from mqf_pipeline.market.sim import MarketSimulator
 from mqf_pipeline.storage.catalog import refresh_catalog
 from mqf_pipeline.storage.lake import Lake
 from tests.deployment import materializations, run_market_data, settings_for, write_configs

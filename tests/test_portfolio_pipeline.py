@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from mqf_pipeline import calendar
-from mqf_pipeline.portfolio_rebalance import STRATEGIC, TACTICAL
+from mqf_pipeline.portfolio.rebalance import STRATEGIC, TACTICAL
 from mqf_pipeline.storage.lake import Lake
 from tests.deployment import materializations, run_market_data, settings_for, write_configs
 

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from mqf_pipeline import calendar
-from mqf_pipeline.ingest import prepare_bars
-from mqf_pipeline.quality import QualityThresholds, rejection_summary, score_quality
+from mqf_pipeline.governance.quality import QualityThresholds, rejection_summary, score_quality
+from mqf_pipeline.market.ingest import prepare_bars
 from mqf_pipeline.storage.archive import RawArchive
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 3, 28)

@@ -24,8 +24,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 
 from mqf_pipeline import calendar
-from mqf_pipeline.market.simulator import MarketSimulator, SimulatorParams
-from mqf_pipeline.regime import (
+from mqf_pipeline.market.sim import MarketSimulator, SimulatorParams
+from mqf_pipeline.regimes.hmm import (
     HMM_STATES,
     PROB_COLUMNS,
     REGIME_HISTORY_COLUMNS,
@@ -369,7 +369,7 @@ def test_recovery_holds_on_other_seeds(seed: int) -> None:
 
 def test_degenerate_state_covariance_is_floored_not_fatal():
     """A covariance EM leaves non positive-definite gets its eigenvalues floored (was LinAlgError)."""
-    from mqf_pipeline.regime import EIGEN_FLOOR, gaussian_log_emission
+    from mqf_pipeline.regimes.hmm import EIGEN_FLOOR, gaussian_log_emission
 
     X = np.array([[0.1, 0.2], [0.0, -0.1]])
     bad = np.array([[[1.0, 1.0], [1.0, 1.0 - 1e-12]]])  # singular (slightly indefinite)

@@ -21,8 +21,8 @@ from hypothesis import strategies as st_h
 from scipy.integrate import quad
 
 from mqf_pipeline.risk import evt
+from mqf_pipeline.risk.evt import MIN_EVT_EXCEEDANCES, scaled_component_cvar
 from mqf_pipeline.risk.var import (
-    MIN_EVT_EXCEEDANCES,
     QUANTILE_METHOD,
     christoffersen_independence,
     component_cvar,
@@ -31,7 +31,6 @@ from mqf_pipeline.risk.var import (
     hybrid_var,
     kupiec_pof,
     parametric_var,
-    scaled_component_cvar,
     transition_counts,
 )
 

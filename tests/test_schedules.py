@@ -12,7 +12,7 @@ from dagster._utils.schedules import cron_string_iterator  # the iterator Dagste
 
 from jobs.schedules import daily_tactical_rebalance, weekly_strategic_rebalance
 from mqf_pipeline.definitions import defs
-from mqf_pipeline.portfolio_rebalance import EMERGENCY, STRATEGIC, TACTICAL, rebalance_mode, risk_breaches
+from mqf_pipeline.portfolio.rebalance import EMERGENCY, STRATEGIC, TACTICAL, rebalance_mode, risk_breaches
 
 NY = ZoneInfo("America/New_York")
 
@@ -78,7 +78,12 @@ def test_emergency_sensor_requests_a_portfolio_run_only_on_a_breach():
         calm = dg.AssetMaterialization(
             asset_key="risk_state",
             partition="2024-03-13",
-            metadata={"breaker": "NORMAL (tier 0)", "limits_breached": 0},
+            metadata={
+                "breaker": "NORMAL (tier 0)",
+                "breaker_status": "NORMAL",
+                "breaker_tier": 0,
+                "limits_breached": 0,
+            },
         )
         instance.report_runless_asset_event(calm)
         first = _emergency_tick(instance)
@@ -86,12 +91,27 @@ def test_emergency_sensor_requests_a_portfolio_run_only_on_a_breach():
         hot = dg.AssetMaterialization(
             asset_key="risk_state",
             partition="2024-03-14",
-            metadata={"breaker": "FREEZE (tier 3)", "limits_breached": 1},
+            metadata={
+                "breaker": "FREEZE (tier 3)",
+                "breaker_status": "FREEZE",
+                "breaker_tier": 3,
+                "limits_breached": 1,
+            },
         )
         instance.report_runless_asset_event(hot)
         second = _emergency_tick(instance, first.cursor)
         (request,) = second.run_requests
         assert request.partition_key == "2024-03-14" and request.tags["mqf/schedule"] == "emergency"
+        # the structured breaker_status alone (no limit breached) triggers: DEFENSIVE is a breach
+        defensive = dg.AssetMaterialization(
+            asset_key="risk_state",
+            partition="2024-03-15",
+            metadata={"breaker_status": "DEFENSIVE", "breaker_tier": 2, "limits_breached": 0},
+        )
+        instance.report_runless_asset_event(defensive)
+        third = _emergency_tick(instance, second.cursor)
+        (request,) = third.run_requests
+        assert request.partition_key == "2024-03-15"
         assert emergency_rebalance_job_name() == "portfolio_job"
 
 

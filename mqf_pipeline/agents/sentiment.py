@@ -3,7 +3,7 @@
 Headlines come from ``AgentData.headlines`` (date, symbol, headline). In paper/live mode they are
 Alpaca's news API headlines (fetched by the ingestion layer, not here), dated by the session
 whose close follows publication; in simulated mode they come from
-:meth:`mqf_pipeline.market.simulator.MarketSimulator.headlines`, whose tone predicts the next
+:meth:`mqf_pipeline.market.sim.MarketSimulator.headlines`, whose tone predicts the next
 session's return weakly. A headline dated on a non-session day counts from the next session.
 
 For decision date D the agent uses headlines dated <= D only: per (session, symbol) it takes the

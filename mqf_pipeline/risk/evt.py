@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mqf_pipeline.risk.var import QUANTILE_METHOD, check_level, returns_matrix
+from mqf_pipeline.risk.var import QUANTILE_METHOD, check_level, euler_cvar, portfolio_matrix, returns_matrix
 
 MIN_FIT_EXCEEDANCES: int = 2
 """Fewest excesses for which a GPD is fitted (one point has an unbounded likelihood)."""
@@ -56,6 +56,9 @@ _S_GRID = np.unique(
         ]
     )
 )
+
+MIN_EVT_EXCEEDANCES: int = 10
+"""Fewest threshold exceedances for which :func:`scaled_component_cvar` trusts a GPD tail fit."""
 
 
 @dataclass(frozen=True)
@@ -253,3 +256,28 @@ def evt_cvar(
     Positive loss fractions per period, arrays of shape (N,) (N = 1 for a 1-D input)."""
     fit = fit_pot(returns, threshold_quantile)
     return evt_var(fit, level), evt_es(fit, level)
+
+
+def scaled_component_cvar(
+    weights: np.ndarray, returns: np.ndarray, level: float = 0.95, threshold_quantile: float = 0.90
+) -> tuple[float, np.ndarray]:
+    """Portfolio EVT CVaR (seed §7.3, GPD tail) and the historical Euler components rescaled to sum to it.
+
+    The GPD is fitted by :func:`mqf_pipeline.risk.fit_pot` to the losses of ``returns @ weights``
+    above their ``threshold_quantile`` quantile, and the components of :func:`component_cvar` are
+    multiplied by ``evt_cvar / historical_cvar`` (the tail-scenario shares are kept).
+
+    Fallback: the historical ``(cvar, components)`` of :func:`component_cvar` is returned unchanged
+    when the tail has fewer than ``MIN_EVT_EXCEEDANCES`` exceedances, the fit did not converge to an
+    interior maximum, the fitted ``xi >= 1`` (infinite ES), or the historical CVaR is not a positive
+    loss (the ratio would be meaningless). Detect it by comparing with :func:`component_cvar`.
+    A ``level`` too low for the tail model raises ``ValueError`` (see :func:`.evt_es`)."""
+    level = check_level(level)
+    w, mat, port = portfolio_matrix(weights, returns)
+    cvar, components = euler_cvar(w, mat, port, level)
+    fit = fit_pot(port, threshold_quantile)
+    es = float(evt_es(fit, level)[0])
+    usable = int(fit.n_exceed[0]) >= MIN_EVT_EXCEEDANCES and bool(fit.converged[0]) and math.isfinite(es)
+    if not usable or cvar <= 0.0:
+        return cvar, components
+    return es, components * (es / cvar)

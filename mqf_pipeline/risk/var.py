@@ -20,7 +20,6 @@ Units and conventions, everywhere in this module:
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -28,9 +27,6 @@ from scipy.stats import chi2, norm
 
 QUANTILE_METHOD: str = "linear"
 """The numpy quantile method used by every empirical quantile in ``mqf_pipeline.risk``."""
-
-MIN_EVT_EXCEEDANCES: int = 10
-"""Fewest threshold exceedances for which :func:`scaled_component_cvar` trusts a GPD tail fit."""
 
 
 def check_level(level: float, name: str = "level") -> float:
@@ -112,7 +108,8 @@ def historical_cvar(returns: np.ndarray, level: float = 0.95) -> np.ndarray | fl
     return _out(-np.where(tail, mat, 0.0).sum(axis=0) / tail.sum(axis=0), one_d)
 
 
-def _portfolio(weights: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def portfolio_matrix(weights: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated weights (N,), the cleaned returns matrix (T, N) and the portfolio series ``returns @ weights``."""
     w = np.asarray(weights, dtype=np.float64)
     mat = np.asarray(returns, dtype=np.float64)
     if w.ndim != 1 or mat.ndim != 2 or mat.shape[1] != w.size:
@@ -132,39 +129,13 @@ def component_cvar(weights: np.ndarray, returns: np.ndarray, level: float = 0.95
     over those scenarios; the components sum to the CVaR (exactly, up to rounding), and the
     marginal CVaR of position i is ``component_i / w_i``. Positive loss fractions per period."""
     level = check_level(level)
-    return _euler(*_portfolio(weights, returns), level)
+    return euler_cvar(*portfolio_matrix(weights, returns), level)
 
 
-def _euler(w: np.ndarray, mat: np.ndarray, port: np.ndarray, level: float) -> tuple[float, np.ndarray]:
+def euler_cvar(w: np.ndarray, mat: np.ndarray, port: np.ndarray, level: float) -> tuple[float, np.ndarray]:
+    """Historical CVaR of ``port`` and each position's Euler component over its tail scenarios."""
     tail = _tail_mask(port[:, None], level)[:, 0]
     return float(-port[tail].mean()), w * -mat[tail].mean(axis=0)
-
-
-def scaled_component_cvar(
-    weights: np.ndarray, returns: np.ndarray, level: float = 0.95, threshold_quantile: float = 0.90
-) -> tuple[float, np.ndarray]:
-    """Portfolio EVT CVaR (seed §7.3, GPD tail) and the historical Euler components rescaled to sum to it.
-
-    The GPD is fitted by :func:`mqf_pipeline.risk.evt.fit_pot` to the losses of ``returns @ weights``
-    above their ``threshold_quantile`` quantile, and the components of :func:`component_cvar` are
-    multiplied by ``evt_cvar / historical_cvar`` (the tail-scenario shares are kept).
-
-    Fallback: the historical ``(cvar, components)`` of :func:`component_cvar` is returned unchanged
-    when the tail has fewer than ``MIN_EVT_EXCEEDANCES`` exceedances, the fit did not converge to an
-    interior maximum, the fitted ``xi >= 1`` (infinite ES), or the historical CVaR is not a positive
-    loss (the ratio would be meaningless). Detect it by comparing with :func:`component_cvar`.
-    A ``level`` too low for the tail model raises ``ValueError`` (see :func:`.evt.evt_es`)."""
-    from mqf_pipeline.risk import evt  # here, not at the top: evt imports this module
-
-    level = check_level(level)
-    w, mat, port = _portfolio(weights, returns)
-    cvar, components = _euler(w, mat, port, level)
-    fit = evt.fit_pot(port, threshold_quantile)
-    es = float(evt.evt_es(fit, level)[0])
-    usable = int(fit.n_exceed[0]) >= MIN_EVT_EXCEEDANCES and bool(fit.converged[0]) and math.isfinite(es)
-    if not usable or cvar <= 0.0:
-        return cvar, components
-    return es, components * (es / cvar)
 
 
 class BacktestStat(NamedTuple):

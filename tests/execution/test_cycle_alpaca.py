@@ -10,7 +10,7 @@ import pytest
 from bench.crash import build_lake
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution.brokers.alpaca import AlpacaBroker
-from mqf_pipeline.execution_cycle import run_execution, write_results
+from mqf_pipeline.stages.execution import run_execution, write_results
 from mqf_pipeline.storage.lake import Lake
 from tests.execution.fake_alpaca_trading import FakeAlpacaTrading
 

@@ -468,7 +468,7 @@ def test_every_provider_meets_the_protocol(tmp_path: Any) -> None:
 
 def test_router_over_the_simulated_provider() -> None:
     from mqf_pipeline.market.providers.simulated import SimulatedProvider
-    from mqf_pipeline.market.simulator import SimulatorParams
+    from mqf_pipeline.market.sim import SimulatorParams
 
     sim = SimulatedProvider(SimulatorParams(n_symbols=12, n_sectors=3))
     router = DataRouter([sim])

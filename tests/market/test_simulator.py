@@ -12,7 +12,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from mqf_pipeline import calendar
 from mqf_pipeline.market.bars import BARS_SCHEMA
-from mqf_pipeline.market.simulator import REGIMES, MarketSimulator, SimulatorParams
+from mqf_pipeline.market.sim import REGIMES, MarketSimulator, SimulatorParams
 
 D = dt.date
 FACTS = SimulatorParams(n_symbols=150)  # stylized facts: 150 symbols x 5 years

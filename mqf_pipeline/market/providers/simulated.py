@@ -1,6 +1,6 @@
 """The built-in market simulator as a provider (the default ``simulated`` mode).
 
-Wraps :class:`mqf_pipeline.market.simulator.MarketSimulator`: bars in the canonical schema,
+Wraps :class:`mqf_pipeline.market.sim.MarketSimulator`: bars in the canonical schema,
 splits/dividends, and the VIX (index points) and SHORT_RATE (decimal annual) series. Symbols
 outside the simulated universe and dates before the simulator's epoch yield no rows (so the
 router can try another provider); dates past its horizon raise a non-retryable ProviderError.
@@ -26,7 +26,7 @@ from mqf_pipeline.market.providers.base import (
     RequestLog,
     UnsupportedCapability,
 )
-from mqf_pipeline.market.simulator import MarketSimulator, SimulatorParams
+from mqf_pipeline.market.sim import MarketSimulator, SimulatorParams
 
 
 class SimulatedProvider(UnsupportedCapability):

@@ -23,14 +23,14 @@ import numpy as np
 import polars as pl
 
 from mqf_pipeline import calendar
-from mqf_pipeline.audit import cycle_id
-from mqf_pipeline.carry import previous_partition
 from mqf_pipeline.config import Settings
-from mqf_pipeline.feature_store import usable_bars
+from mqf_pipeline.decisions.audit import cycle_id
 from mqf_pipeline.portfolio import allocators, optimizer, risk_integration
 from mqf_pipeline.portfolio.covariance import FactorCovariance, ledoit_wolf_covariance, statistical_factor_covariance
-from mqf_pipeline.portfolio_rebalance import EMERGENCY, STRATEGIC, rebalance_mode
-from mqf_pipeline.risk_book import daily_returns_wide
+from mqf_pipeline.portfolio.rebalance import EMERGENCY, STRATEGIC, rebalance_mode
+from mqf_pipeline.risk.book import daily_returns_wide
+from mqf_pipeline.stages.base import previous_partition
+from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake
 
 ProgressFn = Callable[[str], None]

@@ -30,9 +30,8 @@ import numpy as np
 import polars as pl
 
 from mqf_pipeline import calendar, kill_switch
-from mqf_pipeline.audit import cycle_id as make_cycle_id
-from mqf_pipeline.carry import previous_partition
 from mqf_pipeline.config import Settings
+from mqf_pipeline.decisions.audit import cycle_id as make_cycle_id
 from mqf_pipeline.execution import policy
 from mqf_pipeline.execution.brokers.base import Broker, OrderRejectedError
 from mqf_pipeline.execution.ledger import POSITION_SCHEMA, Ledger
@@ -47,7 +46,8 @@ from mqf_pipeline.execution.orders import (
     client_order_id,
     round_qty,
 )
-from mqf_pipeline.feature_store import usable_bars
+from mqf_pipeline.stages.base import previous_partition
+from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake, WriteResult
 from mqf_pipeline.storage.schema import table_spec
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from mqf_pipeline.feature_store import usable_bars
-from mqf_pipeline.regime import market_features, regime_history
+from mqf_pipeline.regimes.hmm import market_features, regime_history
+from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake
 
 

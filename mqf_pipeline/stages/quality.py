@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from mqf_pipeline import calendar
-from mqf_pipeline.eligibility import trading_eligibility
-from mqf_pipeline.quality import QualityThresholds, rejection_summary, score_quality
+from mqf_pipeline.governance.eligibility import trading_eligibility
+from mqf_pipeline.governance.quality import QualityThresholds, rejection_summary, score_quality
 from mqf_pipeline.storage.lake import Lake, WriteResult
 
 

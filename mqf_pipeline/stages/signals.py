@@ -1,7 +1,7 @@
 """Agent signals over the lake: point-in-time inputs, block-anchored runs, model_outputs rows.
 
 Agents that learn (ML, pairs) refit on schedules counted from the first session of the data they
-are given, so, as for features (:mod:`mqf_pipeline.feature_store`), each session's signals are
+are given, so, as for features (:mod:`mqf_pipeline.stages.features`), each session's signals are
 computed from a window that starts ``history`` sessions before the first session of its fixed
 block: a session gets the same signals alone or in a backfill, from data at or before it only.
 """
@@ -18,7 +18,7 @@ from mqf_pipeline import calendar
 from mqf_pipeline.agents.base import SIGNAL_SCHEMA, Agent, AgentData
 from mqf_pipeline.agents.evaluation import daily_ic, forward_returns, ic_summary
 from mqf_pipeline.agents.registry import run_agents
-from mqf_pipeline.feature_store import block_start, usable_bars
+from mqf_pipeline.stages.features import block_start, usable_bars
 from mqf_pipeline.storage.lake import Lake
 from mqf_pipeline.storage.schema import table_spec
 

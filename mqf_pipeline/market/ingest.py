@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from mqf_pipeline.governance.quality import dedupe_bars, with_row_flags
 from mqf_pipeline.market.bars import canonicalize
 from mqf_pipeline.market.providers.base import BarsRequest
 from mqf_pipeline.market.router import DataRouter
-from mqf_pipeline.quality import dedupe_bars, with_row_flags
 from mqf_pipeline.storage.archive import RawArchive, records_payload
 from mqf_pipeline.storage.lake import Lake, WriteResult
 from mqf_pipeline.storage.schema import table_spec

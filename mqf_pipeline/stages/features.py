@@ -25,7 +25,7 @@ import polars as pl
 
 from mqf_pipeline import calendar
 from mqf_pipeline.features import compute_features, to_long, warmup_sessions
-from mqf_pipeline.quality import REJECT
+from mqf_pipeline.governance.quality import REJECT
 from mqf_pipeline.storage.lake import Lake
 
 #: Sessions are numbered from this origin; blocks never move.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from mqf_pipeline.quality import ACCEPT
+from mqf_pipeline.governance.quality import ACCEPT
 
 
 def history_counts(bar_keys: pl.DataFrame) -> pl.DataFrame:

@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 
 from mqf_pipeline.config import RiskSettings
+from mqf_pipeline.risk import evt, stress, var
 from mqf_pipeline.risk import limits as lim
-from mqf_pipeline.risk import stress, var
 
 SESSIONS_PER_YEAR = 252
 
@@ -109,7 +109,7 @@ def cvar_function(window: ReturnsWindow, symbols: Sequence[str], settings: RiskS
         comps = np.zeros(len(symbols))
         if held.size == 0:
             return 0.0, comps
-        total, part = var.scaled_component_cvar(weights[held], matrix[:, held], level=level, threshold_quantile=q)
+        total, part = evt.scaled_component_cvar(weights[held], matrix[:, held], level=level, threshold_quantile=q)
         comps[held] = part
         return float(total), comps
 
@@ -142,7 +142,7 @@ def book_risk(
     cfg = settings.var
     vol_rows = R[-cfg.vol_window_sessions :]
     vols = vol_rows.std(axis=0, ddof=1) * math.sqrt(SESSIONS_PER_YEAR) if vol_rows.shape[0] > 1 else np.zeros(len(w))
-    cvar_evt, comps = var.scaled_component_cvar(w, R, level=cfg.level, threshold_quantile=cfg.evt_threshold_quantile)
+    cvar_evt, comps = evt.scaled_component_cvar(w, R, level=cfg.level, threshold_quantile=cfg.evt_threshold_quantile)
     betas = stress.estimate_betas(R, window.market)
     table = stress.stress_losses(
         dict(zip(names, w, strict=True)), dict(zip(names, betas, strict=True)), dict(zip(names, sector_of, strict=True))

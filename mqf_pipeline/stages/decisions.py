@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from mqf_pipeline import audit, calendar, governance
-from mqf_pipeline import meta_brain as mb
-from mqf_pipeline.carry import previous_partition
+from mqf_pipeline import calendar
 from mqf_pipeline.config import Settings
-from mqf_pipeline.feature_store import usable_bars
-from mqf_pipeline.regime import RISK_MULTIPLIERS
+from mqf_pipeline.decisions import audit
+from mqf_pipeline.decisions import meta_brain as mb
+from mqf_pipeline.governance import phases as governance
+from mqf_pipeline.regimes.hmm import RISK_MULTIPLIERS
 from mqf_pipeline.risk import breakers
-from mqf_pipeline.risk_book import (
+from mqf_pipeline.risk.book import (
     BookRisk,
     book_risk,
     cvar_function,
@@ -41,6 +41,8 @@ from mqf_pipeline.risk_book import (
     limit_checks,
     returns_window,
 )
+from mqf_pipeline.stages.base import previous_partition
+from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake
 
 ProgressFn = Callable[[str], None]

@@ -1,0 +1,1 @@
+"""The meta-brain (ensemble, Kelly sizing, decision rules) and the audit record of every decision."""

@@ -1,0 +1,1 @@
+"""Market regimes: the walk-forward filtered Gaussian HMM and its mapping to risk regimes."""
