@@ -77,7 +77,7 @@ def regime(context: dg.AssetExecutionContext, settings: SettingsResource, storag
         days,
         refit_every=cfg.signals.regime_refit_sessions,
         min_train=cfg.signals.regime_min_train_sessions,
-        random_state=cfg.simulator.seed,
+        random_state=cfg.signals.regime_random_state,
     )
     written = lake.write_many("regime_history", rows, days, now=dt.datetime.now(dt.UTC))
     last = rows.filter(rows["date"] == days[-1]).to_dicts()

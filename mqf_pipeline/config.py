@@ -147,6 +147,9 @@ class SignalsSettings(_Section):
     feature_block_sessions: int = Field(63, ge=1, description="sessions per feature anchoring block")
     regime_refit_sessions: int = Field(21, ge=1, description="refit the HMM every this many sessions")
     regime_min_train_sessions: int = Field(504, ge=30, description="sessions of history before the first fit")
+    regime_random_state: int = Field(
+        20240101, ge=0, description="random state of the HMM fits (its own setting, not the simulator's seed)"
+    )
     agent_history_sessions: int = Field(300, ge=30, description="sessions of bars/features handed to the agents")
 
     @model_validator(mode="after")
