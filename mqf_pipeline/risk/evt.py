@@ -263,15 +263,15 @@ def scaled_component_cvar(
 ) -> tuple[float, np.ndarray]:
     """Portfolio EVT CVaR (seed §7.3, GPD tail) and the historical Euler components rescaled to sum to it.
 
-    The GPD is fitted by :func:`mqf_pipeline.risk.fit_pot` to the losses of ``returns @ weights``
-    above their ``threshold_quantile`` quantile, and the components of :func:`component_cvar` are
+    The GPD is fitted by :func:`fit_pot` to the losses of ``returns @ weights``
+    above their ``threshold_quantile`` quantile, and the components of :func:`.var.component_cvar` are
     multiplied by ``evt_cvar / historical_cvar`` (the tail-scenario shares are kept).
 
     Fallback: the historical ``(cvar, components)`` of :func:`component_cvar` is returned unchanged
     when the tail has fewer than ``MIN_EVT_EXCEEDANCES`` exceedances, the fit did not converge to an
     interior maximum, the fitted ``xi >= 1`` (infinite ES), or the historical CVaR is not a positive
     loss (the ratio would be meaningless). Detect it by comparing with :func:`component_cvar`.
-    A ``level`` too low for the tail model raises ``ValueError`` (see :func:`.evt_es`)."""
+    A ``level`` too low for the tail model raises ``ValueError`` (see :func:`evt_es`)."""
     level = check_level(level)
     w, mat, port = portfolio_matrix(weights, returns)
     cvar, components = euler_cvar(w, mat, port, level)
