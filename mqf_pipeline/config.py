@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mqf_pipeline.governance.quality import QualityThresholds
-from mqf_pipeline.market.router import RouterSettings
+from mqf_pipeline.market.router_types import RouterSettings
 from mqf_pipeline.market.sim import SimulatorParams
 
 CONFIG_DIR_ENV = "MQF_CONFIG_DIR"

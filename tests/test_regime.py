@@ -25,22 +25,17 @@ from sklearn.base import clone
 
 from mqf_pipeline import calendar
 from mqf_pipeline.market.sim import MarketSimulator, SimulatorParams
-from mqf_pipeline.regimes.hmm import (
-    HMM_STATES,
-    PROB_COLUMNS,
+from mqf_pipeline.regimes.features import hmm_observations, market_features
+from mqf_pipeline.regimes.hmm import forward_filter, gaussian_log_emission
+from mqf_pipeline.regimes.mapping import (
     REGIME_HISTORY_COLUMNS,
     REGIME_RULE,
     RISK_MULTIPLIERS,
-    RegimeModel,
-    filtered_regimes,
-    fit_schedule,
-    forward_filter,
-    gaussian_log_emission,
-    hmm_observations,
-    market_features,
     regime_history,
     risk_regime,
 )
+from mqf_pipeline.regimes.model import HMM_STATES, RegimeModel
+from mqf_pipeline.regimes.walk_forward import PROB_COLUMNS, filtered_regimes, fit_schedule
 from tests.conftest import clean_raw_bars
 
 D = dt.date
@@ -249,17 +244,16 @@ def test_fit_schedule() -> None:
         fit_schedule(days, 0, 100)
 
 
-def test_walk_forward_refits_and_cache(sim_features: pl.DataFrame) -> None:
-    cache: dict[str, RegimeModel] = {}
-    opts = {"refit_every": 126, "min_train": 504, "cache": cache}
-    part = filtered_regimes(sim_features.head(1200), **opts)
-    assert len(cache) == len(part.models) == len(fit_schedule(sim_features["date"].head(1200), 126, 504))
-    full = filtered_regimes(sim_features, **opts)
-    assert len(cache) == len(full.models)
+def test_walk_forward_refits_and_reuse(sim_features: pl.DataFrame) -> None:
+    opts = {"refit_every": 126, "min_train": 504}
+    part = filtered_regimes(sim_features.head(1200), RegimeModel(), **opts)
+    assert len(part.fits()) == len(part.models) == len(fit_schedule(sim_features["date"].head(1200), 126, 504))
+    full = filtered_regimes(sim_features, RegimeModel(), **opts, reuse=part)
+    assert len(full.fits()) == len(full.models)
     for d, model in part.models.items():
-        assert full.models[d] is model  # reused from the cache, not refitted
+        assert full.models[d] is model  # reused from the earlier result, not refitted
     assert full.frame.head(part.frame.height).equals(part.frame)
-    fresh = filtered_regimes(sim_features, refit_every=126, min_train=504)
+    fresh = filtered_regimes(sim_features, RegimeModel(), refit_every=126, min_train=504)
     assert fresh.frame.equals(full.frame)
     frame = full.frame
     assert frame["date"][0] == sim_features["date"][504]

@@ -27,13 +27,13 @@ from mqf_pipeline.agents.base import AgentData, reason_json
 from mqf_pipeline.agents.evaluation import (
     breadth,
     check_positive,
-    confidence,
     density,
     empty_signals,
     price_panel,
     rolling_vol,
     to_signals,
 )
+from mqf_pipeline.agents.scoring import tanh_forecast
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,10 @@ class MeanReversionAgent:
                 breadth=breadth(self.min_names),
                 sigma=pl.col("vol") * math.sqrt(self.horizon_days),
             )
-            .with_columns(signal=pl.col("z").tanh())
-            .with_columns(
-                mu=self.ic * pl.col("z") * pl.col("sigma"),
-                confidence=confidence(pl.col("signal"), pl.col("breadth"), pl.col("dens")),
+            .pipe(
+                tanh_forecast,
+                self.ic,
+                (pl.col("breadth"), pl.col("dens")),
                 reason_codes=reason_json(
                     pl.when(pl.col("raw") <= -self.extreme)
                     .then(pl.lit("REV_OVERSOLD"))

@@ -35,7 +35,6 @@ from mqf_pipeline.agents.base import AgentData, reason_json
 from mqf_pipeline.agents.evaluation import (
     breadth,
     check_positive,
-    confidence,
     cross_score,
     density,
     empty_signals,
@@ -44,6 +43,7 @@ from mqf_pipeline.agents.evaluation import (
     rolling_vol,
     to_signals,
 )
+from mqf_pipeline.agents.scoring import tanh_forecast
 
 
 def trailing_tail(panel: pl.DataFrame, window: int, alpha: float) -> pl.DataFrame:
@@ -131,10 +131,10 @@ class RiskAgent:
                 z=-(self.tail_weight * pl.col("z_es") + (1 - self.tail_weight) * pl.col("z_corr"))
                 - self.stress_shift * pl.col("stress")
             )
-            .with_columns(signal=pl.col("z").tanh())
-            .with_columns(
-                mu=self.ic * pl.col("z") * pl.col("sigma"),
-                confidence=confidence(pl.col("signal"), pl.col("breadth"), pl.col("dens")),
+            .pipe(
+                tanh_forecast,
+                self.ic,
+                (pl.col("breadth"), pl.col("dens")),
                 reason_codes=reason_json(
                     [
                         pl.format("TAIL_ES_Q{}", quintile(pl.col("z_es"))),

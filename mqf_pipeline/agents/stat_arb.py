@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -88,6 +88,58 @@ def _df_tstat(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     s2 = np.einsum("tp,tp->p", resid, resid) / max(de.shape[0] - 1, 1)
     se = np.sqrt(np.divide(s2, ss, out=np.full_like(ss, np.inf), where=ss > 0))
     return np.divide(gamma, se, out=np.zeros_like(gamma), where=se > 0)
+
+
+def _sector_map(sectors: pl.DataFrame, symbols: Sequence[str]) -> dict[str, str]:
+    """symbol -> sector from the universe's (symbol, sector) rows; every symbol in "UNKNOWN" without them."""
+    if sectors.height:
+        return dict(zip(sectors.get_column("symbol").to_list(), sectors.get_column("sector").to_list(), strict=True))
+    return dict.fromkeys(symbols, "UNKNOWN")
+
+
+def _candidate_pairs(
+    rets: np.ndarray, symbols: Sequence[str], sector_of: Mapping[str, str], n_candidates: int, min_corr: float
+) -> dict[tuple[int, int], float]:
+    """(a, b) column pairs (a < b) -> return correlation: within each sector, every symbol's ``n_candidates``
+    most correlated peers (daily log returns ``rets``, T x N) with correlation >= ``min_corr``."""
+    corr_of: dict[tuple[int, int], float] = {}
+    groups: dict[str, list[int]] = {}
+    for k, sym in enumerate(symbols):
+        if sym in sector_of:
+            groups.setdefault(sector_of[sym], []).append(k)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        idx = np.array(members)
+        r = rets[:, idx]
+        sd = r.std(axis=0)
+        ok = sd > 0
+        c = np.full((idx.size, idx.size), -np.inf)
+        if ok.sum() >= 2:
+            sub = np.corrcoef(r[:, ok], rowvar=False)
+            c[np.ix_(ok, ok)] = sub
+        np.fill_diagonal(c, -np.inf)
+        for i in range(idx.size):
+            order = np.argsort(-c[i], kind="stable")[:n_candidates]
+            for j in order:
+                if c[i, j] >= min_corr:
+                    a, b = sorted((int(idx[i]), int(idx[j])))
+                    corr_of[(a, b)] = float(c[i, j])
+    return corr_of
+
+
+def _cap_per_symbol(rows: list[tuple], max_pairs: int) -> list[tuple]:
+    """Pair rows (leg_a, leg_b, ..., pvalue at index 9, ...) by p-value (then legs), keeping a pair only
+    while both legs are in fewer than ``max_pairs`` kept pairs."""
+    rows = sorted(rows, key=lambda r: (r[9], r[0], r[1]))
+    used: dict[str, int] = {}
+    kept = []
+    for row in rows:
+        if used.get(row[0], 0) < max_pairs and used.get(row[1], 0) < max_pairs:
+            kept.append(row)
+            used[row[0]] = used.get(row[0], 0) + 1
+            used[row[1]] = used.get(row[1], 0) + 1
+    return kept
 
 
 class StatArbAgent:
@@ -162,39 +214,9 @@ class StatArbAgent:
         if panel is None:
             return pl.DataFrame(schema=_PAIR_SCHEMA)
         logp, symbols = panel
-        sectors = universe_sectors(data.universe)
-        sector_of = (
-            dict(zip(sectors.get_column("symbol").to_list(), sectors.get_column("sector").to_list(), strict=True))
-            if sectors.height
-            else dict.fromkeys(symbols, "UNKNOWN")
-        )
-        rets = np.diff(logp, axis=0)
-        candidates: set[tuple[int, int]] = set()
-        corr_of: dict[tuple[int, int], float] = {}
-        groups: dict[str, list[int]] = {}
-        for k, sym in enumerate(symbols):
-            if sym in sector_of:
-                groups.setdefault(sector_of[sym], []).append(k)
-        for members in groups.values():
-            if len(members) < 2:
-                continue
-            idx = np.array(members)
-            r = rets[:, idx]
-            sd = r.std(axis=0)
-            ok = sd > 0
-            c = np.full((idx.size, idx.size), -np.inf)
-            if ok.sum() >= 2:
-                sub = np.corrcoef(r[:, ok], rowvar=False)
-                c[np.ix_(ok, ok)] = sub
-            np.fill_diagonal(c, -np.inf)
-            for i in range(idx.size):
-                order = np.argsort(-c[i], kind="stable")[: self.n_candidates]
-                for j in order:
-                    if c[i, j] >= self.min_corr:
-                        a, b = sorted((int(idx[i]), int(idx[j])))
-                        candidates.add((a, b))
-                        corr_of[(a, b)] = float(c[i, j])
-        pairs = sorted(candidates)
+        sector_of = _sector_map(universe_sectors(data.universe), symbols)
+        corr_of = _candidate_pairs(np.diff(logp, axis=0), symbols, sector_of, self.n_candidates, self.min_corr)
+        pairs = sorted(corr_of)
         if not pairs:
             return pl.DataFrame(schema=_PAIR_SCHEMA)
         ia = np.array([a for a, _ in pairs])
@@ -202,45 +224,31 @@ class StatArbAgent:
         screen = _df_tstat(logp[:, ia], logp[:, ib]) < self.screen_tstat
         rows = []
         for a, b in (p for p, ok in zip(pairs, screen, strict=True) if ok):
-            y, x = logp[:, a], logp[:, b]
-            pvalue = float(coint(y, x, trend="c", maxlag=self.coint_maxlag, autolag=None)[1])
-            if not pvalue < self.max_pvalue:
-                continue
-            beta, alpha = np.polyfit(x, y, 1)
-            if not beta > 0:
-                continue
-            e = y - alpha - beta * x
-            mean, sd = float(e.mean()), float(e.std(ddof=1))
-            phi = _ar1(e - mean)
-            if not (sd > 0 and 0 < phi < 1):
-                continue
-            half_life = math.log(0.5) / math.log(phi)
-            if half_life > self.max_half_life:
-                continue
-            rows.append(
-                (
-                    symbols[a],
-                    symbols[b],
-                    sector_of.get(symbols[a], "UNKNOWN"),
-                    float(alpha),
-                    float(beta),
-                    mean,
-                    sd,
-                    phi,
-                    half_life,
-                    pvalue,
-                    corr_of[(a, b)],
-                )
-            )
-        rows.sort(key=lambda r: (r[9], r[0], r[1]))
-        used: dict[str, int] = {}
-        kept = []
-        for row in rows:
-            if used.get(row[0], 0) < self.max_pairs_per_symbol and used.get(row[1], 0) < self.max_pairs_per_symbol:
-                kept.append((refit_date, *row))
-                used[row[0]] = used.get(row[0], 0) + 1
-                used[row[1]] = used.get(row[1], 0) + 1
-        return pl.DataFrame(kept, schema=_PAIR_SCHEMA, orient="row")
+            fit = self._test_pair(logp[:, a], logp[:, b])
+            if fit is not None:
+                rows.append((symbols[a], symbols[b], sector_of.get(symbols[a], "UNKNOWN"), *fit, corr_of[(a, b)]))
+        kept = _cap_per_symbol(rows, self.max_pairs_per_symbol)
+        return pl.DataFrame([(refit_date, *row) for row in kept], schema=_PAIR_SCHEMA, orient="row")
+
+    def _test_pair(self, y: np.ndarray, x: np.ndarray) -> tuple[float, float, float, float, float, float, float] | None:
+        """(alpha, beta, spread mean, spread sd, phi, half-life in sessions, coint p-value) of log prices ``y`` on
+        ``x`` when the pair is cointegrated (p < max_pvalue), positively hedged and mean-reverting within
+        ``max_half_life`` sessions; None otherwise."""
+        pvalue = float(coint(y, x, trend="c", maxlag=self.coint_maxlag, autolag=None)[1])
+        if not pvalue < self.max_pvalue:
+            return None
+        beta, alpha = np.polyfit(x, y, 1)
+        if not beta > 0:
+            return None
+        e = y - alpha - beta * x
+        mean, sd = float(e.mean()), float(e.std(ddof=1))
+        phi = _ar1(e - mean)
+        if not (sd > 0 and 0 < phi < 1):
+            return None
+        half_life = math.log(0.5) / math.log(phi)
+        if half_life > self.max_half_life:
+            return None
+        return float(alpha), float(beta), mean, sd, phi, half_life, pvalue
 
     # ---- signals -----------------------------------------------------------------------------
     def signals(self, data: AgentData, dates: Sequence[dt.date]) -> pl.DataFrame:

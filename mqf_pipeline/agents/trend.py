@@ -32,13 +32,13 @@ import polars as pl
 from mqf_pipeline.agents.base import AgentData, reason_json
 from mqf_pipeline.agents.evaluation import (
     check_positive,
-    confidence,
     density,
     empty_signals,
     price_panel,
     rolling_vol,
     to_signals,
 )
+from mqf_pipeline.agents.scoring import tanh_forecast
 
 
 def sma_weights(n: int, length: int) -> np.ndarray:
@@ -99,10 +99,10 @@ class TrendAgent:
                 z=pl.when(pl.col("vol") > 0).then((pl.col("a") + pl.col("b") + pl.col("c")) / 3.0),
                 sigma=pl.col("vol") * math.sqrt(self.horizon_days),
             )
-            .with_columns(signal=pl.col("z").tanh())
-            .with_columns(
-                mu=self.ic * pl.col("z") * pl.col("sigma"),
-                confidence=confidence(pl.col("signal"), pl.col("dens")),
+            .pipe(
+                tanh_forecast,
+                self.ic,
+                (pl.col("dens"),),
                 reason_codes=reason_json(
                     [
                         pl.when(px > pl.col("sma_f"))

@@ -29,13 +29,13 @@ import polars as pl
 from mqf_pipeline.agents.base import AgentData, reason_json
 from mqf_pipeline.agents.evaluation import (
     check_positive,
-    confidence,
     density,
     empty_signals,
     price_panel,
     rolling_vol,
     to_signals,
 )
+from mqf_pipeline.agents.scoring import tanh_forecast
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,10 @@ class VolatilityAgent:
             .with_columns(
                 z=-pl.col("x").clip(-self.z_cap, self.z_cap), sigma=pl.col("vol") * math.sqrt(self.horizon_days)
             )
-            .with_columns(signal=pl.col("z").tanh())
-            .with_columns(
-                mu=self.ic * pl.col("z") * pl.col("sigma"),
-                confidence=confidence(pl.col("signal"), pl.col("dens"), (-pl.col("vov")).exp()),
+            .pipe(
+                tanh_forecast,
+                self.ic,
+                (pl.col("dens"), (-pl.col("vov")).exp()),
                 reason_codes=reason_json(
                     [
                         pl.when(pl.col("x") > 1)

@@ -135,10 +135,25 @@ def score_quality(
     sessions (and ``volume_ref_bars`` bars) before the first eval date; ``sessions`` lists the
     expected XNYS sessions of that span, from the first session data exists for. Only data at
     or before each eval date is used (no lookahead).
+
+    Steps (module docstring): the expected (symbol, session) grid; per bar, unusable prices
+    (``zero_negative_flag``) and stale bars; per bar, price and volume spikes
+    (``extreme_spike_flag``); per window, missing sessions and duplicates (``missing_dates_pct``,
+    ``duplicate_pct``); the flags and the score; the status (REJECT).
     """
     th = thresholds or QualityThresholds()
     if not eval_dates:
         return pl.DataFrame(schema=_OUTPUT_SCHEMA)
+    sess, grid = _expected_grid(universe, sessions, eval_dates)
+    bars = _spike_checks(_bar_checks(history, universe, sess), th)
+    scored = _window_counts(grid, bars, th.window_sessions, eval_dates)
+    return _with_status(_with_score(scored), th)
+
+
+def _expected_grid(
+    universe: Sequence[str], sessions: Sequence[dt.date], eval_dates: Sequence[dt.date]
+) -> tuple[list[dt.date], pl.DataFrame]:
+    """The expected sessions up to the last eval date and their (symbol, date) grid."""
     sess = sorted(set(sessions))
     missing_eval = sorted(set(eval_dates) - set(sess))
     if missing_eval:
@@ -147,7 +162,13 @@ def score_quality(
     grid = pl.DataFrame({"symbol": sorted(set(universe))}).join(
         pl.DataFrame({"date": sess}, schema={"date": pl.Date}), how="cross"
     )
-    bars = (
+    return sess, grid
+
+
+def _bar_checks(history: pl.DataFrame, universe: Sequence[str], sess: list[dt.date]) -> pl.DataFrame:
+    """The universe's bars on expected sessions, with ``unusable`` (a row-level unusable-price flag)
+    and ``stale`` (OHLCV identical to the symbol's previous bar)."""
+    return (
         history.filter(pl.col("symbol").is_in(list(universe)) & pl.col("date").is_in(sess))
         .sort("symbol", "date")
         .with_columns(
@@ -156,7 +177,14 @@ def score_quality(
                 [pl.col(c) == pl.col(c).shift(1).over("symbol") for c in (*PRICE_COLUMNS, "volume")]
             ).fill_null(False),
         )
-        .with_columns(
+    )
+
+
+def _spike_checks(bars: pl.DataFrame, th: QualityThresholds) -> pl.DataFrame:
+    """``price_spike`` / ``volume_spike`` against the medians of the previous valid bars; keeps the
+    columns the window step needs."""
+    return (
+        bars.with_columns(
             ref_close=pl.when(~pl.col("unusable"))
             .then(pl.col("adjusted_close"))
             .shift(1)
@@ -188,8 +216,12 @@ def score_quality(
             "volume_spike",
         )
     )
-    w = th.window_sessions
-    scored = (
+
+
+def _window_counts(grid: pl.DataFrame, bars: pl.DataFrame, w: int, eval_dates: Sequence[dt.date]) -> pl.DataFrame:
+    """Per (symbol, eval date), trailing ``w``-session counts: ``n_gap`` sessions missing or stale,
+    ``n_dup`` duplicate copies, ``n_got`` bars received, ``n_exp`` sessions expected."""
+    return (
         grid.join(bars, on=["symbol", "date"], how="left")
         .with_columns(has_bar=pl.col("validation_flags").is_not_null())
         .sort("symbol", "date")
@@ -207,13 +239,11 @@ def score_quality(
         )
         .filter(pl.col("date").is_in(list(eval_dates)))
     )
+
+
+def _window_flags() -> list[tuple[str, pl.Expr]]:
+    """The window-level flag conditions (``data_quality.validation_flags``) over the counted rows."""
     flag = pl.col("validation_flags").fill_null("[]")
-    zero_negative = pl.col("unusable").fill_null(False)
-    spike = (
-        pl.col("price_spike").fill_null(False)
-        | pl.col("volume_spike").fill_null(False)
-        | pl.any_horizontal([has_flag(f) for f in (ZERO_VOLUME, NEGATIVE_VOLUME)]).fill_null(False)
-    )
     flags: list[tuple[str, pl.Expr]] = [
         (name, pl.col("has_bar") & flag.str.contains(f'"{name}"', literal=True))
         for name in (WRONG_TYPE, NAN_VALUE, NON_POSITIVE_PRICE, OHLC_INCONSISTENT, ZERO_VOLUME, NEGATIVE_VOLUME)
@@ -226,18 +256,29 @@ def score_quality(
         (PRICE_SPIKE, pl.col("price_spike").fill_null(False)),
         (VOLUME_SPIKE, pl.col("volume_spike").fill_null(False)),
     ]
+    return flags
+
+
+def _with_score(scored: pl.DataFrame) -> pl.DataFrame:
+    """The four seed 000 section 4.2 inputs, the window-level flags and ``quality_score``."""
+    zero_negative = pl.col("unusable").fill_null(False)
+    spike = (
+        pl.col("price_spike").fill_null(False)
+        | pl.col("volume_spike").fill_null(False)
+        | pl.any_horizontal([has_flag(f) for f in (ZERO_VOLUME, NEGATIVE_VOLUME)]).fill_null(False)
+    )
     missing_pct = pl.col("n_gap") / pl.col("n_exp")
     dup_pct = (
         pl.when(pl.col("n_got") + pl.col("n_dup") > 0)
         .then(pl.col("n_dup") / (pl.col("n_got") + pl.col("n_dup")))
         .otherwise(0.0)
     )
-    out = scored.with_columns(
+    return scored.with_columns(
         missing_dates_pct=missing_pct.cast(pl.Float64),
         duplicate_pct=dup_pct.cast(pl.Float64),
         zero_negative_flag=zero_negative.cast(pl.Int32),
         extreme_spike_flag=spike.cast(pl.Int32),
-        validation_flags=_flag_list_json(flags),
+        validation_flags=_flag_list_json(_window_flags()),
     ).with_columns(
         quality_score=(
             1.0
@@ -249,6 +290,10 @@ def score_quality(
             )
         ).clip(0.0, 1.0),
     )
+
+
+def _with_status(out: pl.DataFrame, th: QualityThresholds) -> pl.DataFrame:
+    """REJECT below ``reject_below`` or on a hard-reject flag, else ACCEPT; the output columns, sorted."""
     hard = pl.any_horizontal([has_flag(f) for f in th.hard_reject_flags]) if th.hard_reject_flags else pl.lit(False)
     return (
         out.with_columns(

@@ -28,16 +28,11 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
 
-import pandas as pd
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
-from mqf_pipeline import calendar
 from mqf_pipeline.market.bandit import Outcome, ProviderBandit
-from mqf_pipeline.market.bars import BARS_SCHEMA, PRICE_COLUMNS, BarsSchemaError, canonicalize
+from mqf_pipeline.market.bars import BarsSchemaError
 from mqf_pipeline.market.providers.base import (
     CORPORATE_ACTIONS_SCHEMA,
     FUNDAMENTALS_SCHEMA,
@@ -51,200 +46,28 @@ from mqf_pipeline.market.providers.base import (
     describe_symbols,
 )
 from mqf_pipeline.market.ratelimit import TokenBucket
+from mqf_pipeline.market.router_frames import (
+    _assemble,
+    _conform,
+    _copy_result,
+    _failed_call_logs,
+    _failures_frame,
+    _rows,
+    _shape_bars,
+)
+from mqf_pipeline.market.router_types import (
+    CacheStats,
+    Kind,
+    RoutedBars,
+    RoutedFrame,
+    RouterSettings,
+    TokenBucketSettings,
+    _Attempted,
+    _Job,
+    _Served,
+)
 
 logger = logging.getLogger(__name__)
-
-Kind = Literal["bars", "corporate_actions", "macro", "fundamentals", "headlines"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TokenBucketSettings(_Frozen):
-    """``rate_per_s`` tokens per second sustained (None = unlimited), bursts up to ``capacity``."""
-
-    rate_per_s: float | None = Field(default=None, gt=0)
-    capacity: float | None = Field(default=None, gt=0)
-
-
-class RetrySettings(_Frozen):
-    """Attempts per provider (1 = no retry) and the backoff schedule in seconds; jitter is a fraction."""
-
-    max_attempts: int = Field(default=4, ge=1)
-    base_delay_s: float = Field(default=0.5, ge=0)
-    max_delay_s: float = Field(default=8.0, ge=0)
-    jitter: float = Field(default=0.1, ge=0, le=1)
-
-
-class CacheSettings(_Frozen):
-    """In-memory LRU cache of complete results, bounded by entries and by total rows held."""
-
-    enabled: bool = True
-    max_entries: int = Field(default=256, ge=1)
-    max_rows: int = Field(default=5_000_000, ge=1)
-
-
-class BanditSettings(_Frozen):
-    """Provider selection by a bandit; when disabled the priority list decides (metrics still accrue)."""
-
-    enabled: bool = False
-    algorithm: Literal["thompson", "ucb1"] = "thompson"
-    exploration: float = Field(default=1.0, gt=0)
-    discount: float = Field(default=1.0, gt=0, le=1)
-    latency_scale_ms: float = Field(default=1000.0, gt=0)
-    reward_weights: tuple[float, float, float] = (0.4, 0.2, 0.4)
-
-
-#: Seed 000 §4.2 throttles plus FRED; providers not listed (simulated, files) are unlimited.
-DEFAULT_RATE_LIMITS: dict[str, TokenBucketSettings] = {
-    "polygon": TokenBucketSettings(rate_per_s=20, capacity=20),
-    "yahoo": TokenBucketSettings(rate_per_s=5, capacity=5),
-    "alpaca": TokenBucketSettings(rate_per_s=10, capacity=10),
-    "fred": TokenBucketSettings(rate_per_s=2, capacity=2),
-}
-#: Yahoo's chart API takes one symbol per request; Alpaca accepts a comma-separated list.
-DEFAULT_MAX_SYMBOLS: dict[str, int] = {"yahoo": 1, "alpaca": 100, "polygon": 50, "fred": 1}
-
-
-class RouterSettings(_Frozen):
-    """Everything the router can be told; see the module docstring for units."""
-
-    priority: tuple[str, ...] = ("yahoo", "alpaca", "polygon", "fred", "files", "simulated")
-    rate_limits: dict[str, TokenBucketSettings] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
-    retries: RetrySettings = RetrySettings()
-    timeout_s: float = Field(default=30.0, gt=0)
-    cache: CacheSettings = CacheSettings()
-    bandit: BanditSettings = BanditSettings()
-    max_symbols_per_request: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MAX_SYMBOLS))
-    default_max_symbols_per_request: int = Field(default=500, ge=1)
-
-    def max_symbols(self, provider: str) -> int:
-        """Symbols per provider call (chunk size)."""
-        return max(1, self.max_symbols_per_request.get(provider, self.default_max_symbols_per_request))
-
-
-def _failures_frame(unit_col: str, rows: list[dict[str, object]]) -> pl.DataFrame:
-    schema = {
-        unit_col: pl.String(),
-        "start": pl.Date(),
-        "end": pl.Date(),
-        "provider_attempts": pl.List(pl.String()),
-        "error": pl.String(),
-    }
-    return pl.DataFrame(rows, schema=schema)
-
-
-@dataclass
-class RoutedBars:
-    """Raw bars (canonical names, values as received, plus ``provider``) and what it took to get them.
-
-    ``failures`` has one row per requested symbol no provider could serve:
-    symbol, start, end, provider_attempts (``"provider:outcome"`` per call), error.
-    """
-
-    raw: pl.DataFrame
-    requests: list[RequestLog]
-    failures: pl.DataFrame
-    cache_hit: bool = False
-
-    def canonical(self) -> pl.DataFrame:
-        """The raw rows canonicalized per provider (:func:`~mqf_pipeline.market.bars.canonicalize`)."""
-        if self.raw.is_empty():
-            return canonicalize(pl.DataFrame(schema=BARS_SCHEMA), "none").clear()
-        parts = [
-            canonicalize(self.raw.filter(pl.col("provider") == p).drop("provider"), p)
-            for p in self.raw.get_column("provider").unique(maintain_order=True).to_list()
-        ]
-        return pl.concat(parts, how="vertical")
-
-
-@dataclass
-class RoutedFrame:
-    """Corporate actions or macro observations, with request logs and unserved units in ``failures``."""
-
-    data: pl.DataFrame
-    requests: list[RequestLog]
-    failures: pl.DataFrame
-    cache_hit: bool = False
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """Cache counters; ``mean_hit_ms``/``mean_miss_ms`` are wall times of whole router calls."""
-
-    hits: int
-    misses: int
-    entries: int
-    max_entries: int
-    evictions: int
-    mean_hit_ms: float
-    mean_miss_ms: float
-
-    @property
-    def speedup(self) -> float:
-        """Mean miss time over mean hit time (NaN until both were seen)."""
-        if self.hits == 0 or self.misses == 0 or self.mean_hit_ms <= 0:
-            return float("nan")
-        return self.mean_miss_ms / self.mean_hit_ms
-
-
-@dataclass
-class _Served:
-    """What one successful provider call gave: rows, the units it served, quality in [0, 1]."""
-
-    frame: pl.DataFrame
-    served: set[str]
-    logs: list[RequestLog]
-    quality: float
-
-
-CallFn = Callable[[MarketDataProvider, tuple[str, ...], dt.date, dt.date], "_Served"]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One router request: what kind, which units (symbols or series ids), the dates, how to call."""
-
-    kind: Kind
-    units: tuple[str, ...]
-    start: dt.date
-    end: dt.date
-    call: CallFn
-    unit_col: str
-
-
-@dataclass
-class _Attempted:
-    frame: pl.DataFrame | None = None
-    served: set[str] = field(default_factory=set)
-    logs: list[RequestLog] = field(default_factory=list)
-    error: ProviderError | None = None
-
-
-def _expected_sessions(start: dt.date, end: dt.date) -> list[dt.date]:
-    try:
-        return calendar.sessions(start, end)
-    except ValueError:  # outside the calendar's range: weekdays are the best guess
-        return [d.date() for d in pd.bdate_range(start, end)]
-
-
-def bars_quality(raw: pl.DataFrame, provider: str, symbols: Sequence[str], start: dt.date, end: dt.date) -> float:
-    """Fraction of the requested (symbol, session) pairs present with finite positive prices."""
-    sessions = _expected_sessions(start, end)
-    if not sessions or not symbols:
-        return 1.0
-    if raw.is_empty():
-        return 0.0
-    canon = canonicalize(raw, provider)
-    good = pl.all_horizontal([pl.col(c).is_finite() & (pl.col(c) > 0) for c in PRICE_COLUMNS])
-    ok = (
-        canon.filter(good.fill_null(False) & pl.col("date").is_in(sessions) & pl.col("symbol").is_in(list(symbols)))
-        .select("symbol", "date")
-        .unique()
-        .height
-    )
-    return ok / (len(sessions) * len(symbols))
 
 
 class DataRouter:
@@ -535,24 +358,7 @@ class DataRouter:
                 attempt > 1
             )
             self.bandit.record(p.name, job.kind, Outcome(err.status, latency, 0.0, rows, retries))
-            out.logs.extend(
-                err.requests
-                or [
-                    RequestLog(
-                        p.name,
-                        job.kind,
-                        remaining,
-                        job.start,
-                        job.end,
-                        err.status,
-                        err.http_status,
-                        err.attempts,
-                        latency,
-                        rows,
-                        str(err),
-                    )
-                ]
-            )
+            out.logs.extend(_failed_call_logs(p.name, job, remaining, err, latency, rows))
             for u in remaining:
                 if u not in out.served:
                     trail[u].append(f"{p.name}:{err.status}")
@@ -574,70 +380,3 @@ class DataRouter:
             return _shape_bars(p.name, err.partial.raw, units, job.start, job.end, logs=[])
         except (BarsSchemaError, pl.exceptions.PolarsError):
             return None
-
-
-def _shape_bars(
-    provider: str,
-    raw: pl.DataFrame,
-    units: tuple[str, ...],
-    start: dt.date,
-    end: dt.date,
-    *,
-    logs: list[RequestLog],
-) -> _Served:
-    """Bars of ``units`` with the canonical columns present plus ``provider``, and their quality."""
-    if "symbol" not in raw.columns:
-        raise BarsSchemaError(f"provider {provider!r}: bars lack required column(s) ['symbol']")
-    raw = raw.filter(pl.col("symbol").cast(pl.String).is_in(list(units)))
-    cols = [c for c in BARS_SCHEMA if c in raw.columns]
-    raw = raw.select(*cols, pl.lit(provider, dtype=pl.String).alias("provider"))
-    quality = bars_quality(raw.drop("provider"), provider, units, start, end)  # raises on a bad schema
-    served = set(raw.get_column("symbol").cast(pl.String).unique().to_list())
-    return _Served(raw, served, logs, quality)
-
-
-def _assemble(
-    kind: Kind, frames: list[pl.DataFrame], logs: list[RequestLog], failures: pl.DataFrame
-) -> RoutedBars | RoutedFrame:
-    if kind == "bars":
-        empty = pl.DataFrame(schema={**BARS_SCHEMA, "provider": pl.String()})
-        raw = pl.concat(frames, how="diagonal_relaxed") if frames else empty
-        return RoutedBars(raw=raw, requests=logs, failures=failures)
-    schema = {
-        "corporate_actions": CORPORATE_ACTIONS_SCHEMA,
-        "fundamentals": FUNDAMENTALS_SCHEMA,
-        "headlines": HEADLINES_SCHEMA,
-        "macro": MACRO_SCHEMA,
-    }[kind]
-    data = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
-    return RoutedFrame(data=data, requests=logs, failures=failures)
-
-
-def _conform(
-    df: pl.DataFrame,
-    schema: dict[str, pl.DataType],
-    provider: str,
-    *,
-    units: tuple[str, ...],
-    start: dt.date,
-    end: dt.date,
-) -> pl.DataFrame:
-    """``df`` with ``schema``'s columns and dtypes; ``provider`` filled in where absent."""
-    if "provider" not in df.columns:
-        df = df.with_columns(pl.lit(provider, dtype=pl.String).alias("provider"))
-    missing = [c for c in schema if c not in df.columns]
-    if missing:
-        reason = f"returned a frame without column(s) {missing}"
-        raise ProviderError(provider, units, reason, retryable=False, start=start, end=end)
-    return df.select([pl.col(c).cast(t) for c, t in schema.items()])
-
-
-def _rows(r: RoutedBars | RoutedFrame) -> int:
-    return r.raw.height if isinstance(r, RoutedBars) else r.data.height
-
-
-def _copy_result(r: RoutedBars | RoutedFrame) -> RoutedBars | RoutedFrame:
-    """A cache-hit copy: same rows, no requests (none were made)."""
-    if isinstance(r, RoutedBars):
-        return RoutedBars(r.raw.clone(), [], r.failures.clone(), cache_hit=True)
-    return RoutedFrame(r.data.clone(), [], r.failures.clone(), cache_hit=True)

@@ -31,7 +31,7 @@ from mqf_pipeline.config import Settings
 from mqf_pipeline.decisions import audit
 from mqf_pipeline.decisions import meta_brain as mb
 from mqf_pipeline.governance import phases as governance
-from mqf_pipeline.regimes.hmm import RISK_MULTIPLIERS
+from mqf_pipeline.regimes.mapping import RISK_MULTIPLIERS
 from mqf_pipeline.risk import breakers
 from mqf_pipeline.risk.book import (
     BookRisk,

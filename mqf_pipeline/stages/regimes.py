@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from mqf_pipeline.regimes.hmm import market_features, regime_history
+from mqf_pipeline.regimes.features import market_features
+from mqf_pipeline.regimes.mapping import regime_history
+from mqf_pipeline.regimes.model import RegimeModel
 from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake
 
@@ -28,7 +30,6 @@ def regimes_for_dates(
     bars = usable_bars(lake, first, last).select("date", "symbol", "adjusted_close")
     macro = lake.read_range("macro_series", first, last).select("date", "series_id", "value")
     feats = market_features(bars, macro)
-    hist = regime_history(
-        bars, macro, refit_every=refit_every, min_train=min_train, random_state=random_state, features=feats
-    )
+    model = RegimeModel(random_state=random_state)  # the prototype: each refit fits a clone of it
+    hist = regime_history(bars, macro, features=feats, model=model, refit_every=refit_every, min_train=min_train)
     return hist.filter(pl.col("date").is_in(list(dates)))

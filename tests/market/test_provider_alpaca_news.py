@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from mqf_pipeline import calendar
-from mqf_pipeline.market.providers.alpaca import AlpacaProvider, headline_session, session_closes
+from mqf_pipeline.market.providers.alpaca import AlpacaProvider
+from mqf_pipeline.market.providers.alpaca_rows import headline_session, session_closes
 from mqf_pipeline.market.providers.base import (
     HEADLINES_SCHEMA,
     BarsRequest,
@@ -20,7 +21,8 @@ from mqf_pipeline.market.providers.base import (
     ProviderUnavailable,
     RateLimitedError,
 )
-from mqf_pipeline.market.router import DataRouter, RetrySettings, RouterSettings, TokenBucketSettings
+from mqf_pipeline.market.router import DataRouter
+from mqf_pipeline.market.router_types import RetrySettings, RouterSettings, TokenBucketSettings
 from tests.market.fakes import NEW_YORK, FakeAlpacaNews, FakeResponse, alpaca_news_item
 
 pytestmark = pytest.mark.network_local

@@ -15,7 +15,8 @@ from mqf_pipeline.market.providers.base import (
     RateLimitedError,
 )
 from mqf_pipeline.market.providers.fred import FredProvider
-from mqf_pipeline.market.router import DataRouter, RetrySettings, RouterSettings, TokenBucketSettings
+from mqf_pipeline.market.router import DataRouter
+from mqf_pipeline.market.router_types import RetrySettings, RouterSettings, TokenBucketSettings
 from tests.market.fakes import FakeFred, FakeResponse
 
 pytestmark = pytest.mark.network_local

@@ -16,7 +16,8 @@ from mqf_pipeline.market.bars import canonicalize
 from mqf_pipeline.market.providers.base import BarsRequest, ProviderTimeoutError, RateLimitedError
 from mqf_pipeline.market.providers.files import FilesProvider
 from mqf_pipeline.market.providers.yahoo import YahooProvider
-from mqf_pipeline.market.router import DataRouter, RetrySettings, RouterSettings
+from mqf_pipeline.market.router import DataRouter
+from mqf_pipeline.market.router_types import RetrySettings, RouterSettings
 from tests.market.fakes import FIXTURES, YahooReplaySession, write_bar_files
 
 START, END = dt.date(2020, 8, 5), dt.date(2020, 9, 2)

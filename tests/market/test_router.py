@@ -20,10 +20,10 @@ from mqf_pipeline.market.providers.base import (
     RequestLog,
 )
 from mqf_pipeline.market.ratelimit import TokenBucket
-from mqf_pipeline.market.router import (
+from mqf_pipeline.market.router import DataRouter
+from mqf_pipeline.market.router_types import (
     BanditSettings,
     CacheSettings,
-    DataRouter,
     RetrySettings,
     RouterSettings,
     TokenBucketSettings,

@@ -49,24 +49,11 @@ import requests
 from alpaca.common.enums import BaseURL
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import OrderSide as AlpacaSide
-from alpaca.trading.enums import TimeInForce as AlpacaTif
 from alpaca.trading.models import Order, Position, TradeAccount
-from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, StopLimitOrderRequest, StopOrderRequest
-from pydantic import BaseModel, ValidationError
 
+from mqf_pipeline.execution.brokers.alpaca_orders import _map_order, _optional, _parse_model, order_payload
 from mqf_pipeline.execution.brokers.base import AccountSnapshot, BrokerError, OrderRejectedError
-from mqf_pipeline.execution.orders import (
-    QTY_DECIMALS,
-    BrokerOrder,
-    Fill,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    round_qty,
-)
+from mqf_pipeline.execution.orders import BrokerOrder, Fill, OrderRequest, round_qty
 
 logger = logging.getLogger(__name__)
 
@@ -74,42 +61,9 @@ KEY_ENV = "APCA_API_KEY_ID"
 SECRET_ENV = "APCA_API_SECRET_KEY"
 DUPLICATE_ID_MESSAGE = "client_order_id must be unique"
 
-_OPEN = frozenset(
-    {
-        "new",
-        "accepted",
-        "pending_new",
-        "accepted_for_bidding",
-        "calculated",
-        "pending_replace",
-        "pending_cancel",
-        "held",
-        "pending_review",
-        "stopped",
-    }
-)
-_CLOSED: dict[str, OrderStatus] = {
-    "partially_filled": OrderStatus.PARTIALLY_FILLED,
-    "filled": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELLED,
-    "expired": OrderStatus.CANCELLED,
-    "replaced": OrderStatus.CANCELLED,
-    "done_for_day": OrderStatus.CANCELLED,
-    "rejected": OrderStatus.REJECTED,
-    "suspended": OrderStatus.REJECTED,
-}
-_TYPES = {t.value.lower(): t for t in OrderType}
-_TIFS = {t.value.lower(): t for t in TimeInForce}
-_REQUESTS: dict[OrderType, type[MarketOrderRequest | LimitOrderRequest | StopOrderRequest | StopLimitOrderRequest]] = {
-    OrderType.MARKET: MarketOrderRequest,
-    OrderType.LIMIT: LimitOrderRequest,
-    OrderType.STOP: StopOrderRequest,
-    OrderType.STOP_LIMIT: StopLimitOrderRequest,
-}
 _TRANSIENT = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 
 class _TimeoutSession(requests.Session):
@@ -122,50 +76,6 @@ class _TimeoutSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout_s)
         return super().request(method, url, *args, **kwargs)
-
-
-def _price_text(symbol: str, name: str, price: float) -> str:
-    """``price`` in dollars as Alpaca's tick allows: cents at $1 and above, 4 decimals below."""
-    decimals = 2 if price >= 1.0 else 4
-    if round(price, decimals) != price:
-        raise ValueError(f"{symbol}: {name} {price} is finer than Alpaca's {decimals}-decimal tick at this price")
-    return f"{price:.{decimals}f}"
-
-
-def order_payload(order: OrderRequest) -> dict[str, Any]:
-    """The JSON body of ``POST /v2/orders`` for ``order``: qty with 4 decimals, prices as ticks (strings).
-
-    Validated by alpaca-py's request model of the order type. Raises ``ValueError`` (naming the symbol)
-    for a fractional quantity with a time in force other than DAY, which Alpaca refuses.
-    """
-    if order.qty != int(order.qty) and order.time_in_force is not TimeInForce.DAY:
-        raise ValueError(
-            f"{order.symbol}: fractional quantity {order.qty} needs time_in_force DAY at Alpaca, "
-            f"got {order.time_in_force.value}"
-        )
-    prices = {k: v for k, v in (("limit_price", order.limit_price), ("stop_price", order.stop_price)) if v is not None}
-    request = _REQUESTS[order.order_type](
-        symbol=order.symbol,
-        qty=order.qty,
-        side=AlpacaSide(order.side.value.lower()),
-        time_in_force=AlpacaTif(order.time_in_force.value.lower()),
-        client_order_id=order.client_order_id,
-        **prices,
-    )
-    body = {k: getattr(v, "value", v) for k, v in request.to_request_fields().items()}
-    body["qty"] = f"{order.qty:.{QTY_DECIMALS}f}"
-    body.update({k: _price_text(order.symbol, k, v) for k, v in prices.items()})
-    return body
-
-
-def _float(value: str | float | None) -> float:
-    """An Alpaca decimal (string or number) as a float; missing is 0."""
-    return 0.0 if value is None or value == "" else float(value)
-
-
-def _optional(value: str | float | None) -> float | None:
-    """An Alpaca decimal as a float; missing is None."""
-    return None if value is None or value == "" else float(value)
 
 
 class AlpacaBroker:
@@ -293,51 +203,6 @@ class AlpacaBroker:
             f"{self.name}: {what} failed after {self.max_attempts} attempts (last: {last})", retryable=True
         )
 
-    def _model(self, cls: type[M], raw: object, what: str) -> M:
-        """``raw`` (Alpaca JSON) validated as alpaca-py model ``cls``; a bad body is a :class:`BrokerError`."""
-        if not isinstance(raw, dict):
-            raise BrokerError(f"{self.name}: {what}: expected a JSON object, got {type(raw).__name__}")
-        try:
-            return cls(**raw)
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise BrokerError(f"{self.name}: {what}: bad {cls.__name__} ({where}: {first['msg']})") from None
-
-    def _order(self, raw: object) -> BrokerOrder:
-        """An Alpaca order (JSON) as a :class:`BrokerOrder`, status mapped as in the module docstring."""
-        status = str(raw.get("status")) if isinstance(raw, dict) else ""
-        cid = raw.get("client_order_id") if isinstance(raw, dict) else None
-        if status not in _OPEN and status not in _CLOSED:
-            raise BrokerError(f"{self.name}: order {cid}: unknown Alpaca order status {status!r}")
-        o = self._model(Order, raw, f"order {cid}")
-        kind = o.type or o.order_type
-        order_type = _TYPES.get(kind.value if kind is not None else "")
-        tif = _TIFS.get(o.time_in_force.value)
-        if order_type is None or tif is None or o.side is None or o.symbol is None:
-            raise BrokerError(
-                f"{self.name}: order {cid}: unsupported order (type {kind}, time_in_force {o.time_in_force.value})"
-            )
-        filled = round_qty(_float(o.filled_qty))
-        mapped = _CLOSED.get(status)
-        if mapped is None or (status == "done_for_day" and tif is TimeInForce.GTC):
-            mapped = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED
-        return BrokerOrder(
-            client_order_id=o.client_order_id,
-            broker_order_id=str(o.id),
-            symbol=o.symbol,
-            side=Side.BUY if o.side is AlpacaSide.BUY else Side.SELL,
-            qty=round_qty(_float(o.qty)),
-            order_type=order_type,
-            time_in_force=tif,
-            status=mapped,
-            filled_qty=filled,
-            filled_avg_price=_optional(o.filled_avg_price),
-            limit_price=_optional(o.limit_price),
-            stop_price=_optional(o.stop_price),
-            reject_reason=f"Alpaca status {status}" if mapped is OrderStatus.REJECTED else None,
-        )
-
     def _lookup_once(self, client_order_id: str) -> object | None:
         """One ``GET /v2/orders:by_client_order_id``: the raw order, or None on 404."""
         try:
@@ -357,7 +222,7 @@ class AlpacaBroker:
         for cid in dict.fromkeys(client_order_ids):
             raw = self._find(cid)
             if raw is not None:
-                out[cid] = self._order(raw)
+                out[cid] = _map_order(self.name, raw)
         return out
 
     def submit(self, order: OrderRequest, *, session: dt.date) -> BrokerOrder:
@@ -400,7 +265,7 @@ class AlpacaBroker:
                 raise
 
         logger.info("%s: %s for the session after %s", self.name, what, session)
-        return self._order(self._retrying(what, attempt))
+        return _map_order(self.name, self._retrying(what, attempt))
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
         """Cancel by Alpaca's order id; a terminal order is returned unchanged, an unknown id raises.
@@ -410,7 +275,7 @@ class AlpacaBroker:
         raw = self._find(client_order_id)
         if raw is None:
             raise BrokerError(f"{self.name}: no order {client_order_id} to cancel")
-        order = self._order(raw)
+        order = _map_order(self.name, raw)
         if order.status.terminal:
             return order
         broker_id = order.broker_order_id
@@ -423,8 +288,9 @@ class AlpacaBroker:
                     raise
 
         self._retrying(f"cancel of order {client_order_id}", attempt)
-        return self._order(
-            self._retrying(f"read of order {client_order_id}", lambda: self._client.get_order_by_id(broker_id))
+        return _map_order(
+            self.name,
+            self._retrying(f"read of order {client_order_id}", lambda: self._client.get_order_by_id(broker_id)),
         )
 
     def fills(self, client_order_ids: Sequence[str]) -> list[Fill]:
@@ -436,10 +302,10 @@ class AlpacaBroker:
             raw = self._find(cid)
             if raw is None:
                 continue
-            order = self._order(raw)
+            order = _map_order(self.name, raw)
             if order.filled_qty <= 0:
                 continue
-            o = self._model(Order, raw, f"order {cid}")
+            o = _parse_model(self.name, Order, raw, f"order {cid}")
             if order.filled_avg_price is None:
                 raise BrokerError(f"{self.name}: order {cid} has filled_qty {order.filled_qty} but no filled_avg_price")
             when = o.filled_at or o.updated_at
@@ -465,7 +331,7 @@ class AlpacaBroker:
             raise BrokerError(f"{self.name}: positions: expected a JSON list, got {type(raw).__name__}")
         out: dict[str, float] = {}
         for item in raw:
-            p = self._model(Position, item, "position")
+            p = _parse_model(self.name, Position, item, "position")
             qty = abs(round_qty(float(p.qty)))
             if qty:
                 out[p.symbol] = -qty if p.side.value == "short" else qty
@@ -473,7 +339,7 @@ class AlpacaBroker:
 
     def account(self) -> AccountSnapshot:
         """Cash, equity and buying power in dollars."""
-        a = self._model(TradeAccount, self._retrying("account", self._client.get_account), "account")
+        a = _parse_model(self.name, TradeAccount, self._retrying("account", self._client.get_account), "account")
         cash, equity, buying_power = _optional(a.cash), _optional(a.equity), _optional(a.buying_power)
         if cash is None or equity is None or buying_power is None:
             raise BrokerError(f"{self.name}: account without cash, equity or buying_power")

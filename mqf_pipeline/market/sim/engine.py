@@ -111,6 +111,47 @@ class _State:
     rate: float
 
 
+@dataclass(frozen=True)
+class _BlockDraws:
+    """The random numbers of one block (BLOCK rows each), drawn before its sessions are simulated."""
+
+    u_reg: np.ndarray  # (BLOCK,) uniforms: regime transitions
+    zm: np.ndarray  # (BLOCK,) unit-t: market
+    zf: np.ndarray  # (BLOCK, n_style) unit-t: style factors
+    zs: np.ndarray  # (BLOCK, n_sectors) unit-t: sectors
+    zi: np.ndarray  # (BLOCK, n) unit-t: idiosyncratic
+    u_news: np.ndarray  # (BLOCK, n) uniforms: news arrivals
+    z_tone: np.ndarray  # (BLOCK, n) normals: news tone
+    z_macro: np.ndarray  # (BLOCK, 2) normals: VIX noise, short rate
+
+
+@dataclass(frozen=True)
+class _Returns:
+    """One session's returns: ``hm`` conditional market variance (daily), ``rm`` market return,
+    ``f``/``sec`` style/sector factor returns, ``sd_idio``/``sig_xs`` idiosyncratic and residual daily
+    vols, ``news``/``tone`` news arrivals and tone, ``r`` the stocks' total returns (decimal)."""
+
+    hm: float
+    rm: float
+    f: np.ndarray
+    sec: np.ndarray
+    sd_idio: np.ndarray
+    sig_xs: np.ndarray
+    news: np.ndarray
+    tone: np.ndarray
+    r: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Alpha:
+    """The planted alpha components for the next session and the book-to-price they used."""
+
+    momentum: np.ndarray
+    value: np.ndarray
+    news: np.ndarray
+    book_to_price: np.ndarray
+
+
 class Engine:
     """One simulated market path for fixed params, extended on demand and kept in memory."""
 
@@ -220,10 +261,20 @@ class Engine:
 
     # ---- the loop ----------------------------------------------------------------------
     def _simulate_block(self, b: int) -> Block:
-        p, u, s = self.p, self.u, self._state
-        n, ns, nf = u.n, len(u.sector_names), len(STYLE_FACTORS)
+        """Simulate block ``b`` (sessions ``b * BLOCK`` onward), continuing the state."""
         start = b * BLOCK
         length = min(BLOCK, self.horizon - start)
+        draws = self._block_draws(b)
+        blk = self._empty_block(start, length)
+        for k in range(length):
+            self._simulate_session(start + k, k, draws, blk)
+        return blk
+
+    def _block_draws(self, b: int) -> _BlockDraws:
+        """All random numbers of block ``b``, full BLOCK length whatever the block's length (so a
+        block's draws never depend on the horizon): one generator per stream and block."""
+        p, u = self.p, self.u
+        n, ns, nf = u.n, len(u.sector_names), len(STYLE_FACTORS)
         df = p.student_t_df
         u_reg = generator(p.seed, Stream.REGIME, b).random(BLOCK)
         zm = unit_t(generator(p.seed, Stream.MARKET, b), df, (BLOCK,))
@@ -234,8 +285,13 @@ class Engine:
         u_news = g_news.random((BLOCK, n))
         z_tone = g_news.standard_normal((BLOCK, n))
         z_macro = generator(p.seed, Stream.MACRO, b).standard_normal((BLOCK, 2))
+        return _BlockDraws(u_reg, zm, zf, zs, zi, u_news, z_tone, z_macro)
 
-        blk = Block(
+    def _empty_block(self, start: int, length: int) -> Block:
+        """A Block of ``length`` zero (nan for momentum and book-to-price) rows from session ``start``."""
+        u = self.u
+        n, ns, nf = u.n, len(u.sector_names), len(STYLE_FACTORS)
+        return Block(
             start=start,
             length=length,
             regime=np.zeros(length, dtype=np.int8),
@@ -256,118 +312,147 @@ class Engine:
             momentum=np.full((length, n), np.nan, dtype=np.float32),
             book_to_price=np.full((length, n), np.nan, dtype=np.float32),
         )
-        am, bm = p.market_garch
-        ai, bi = p.idio_garch
+
+    def _simulate_session(self, t: int, k: int, draws: _BlockDraws, blk: Block) -> None:
+        """Session ``t`` (row ``k`` of ``blk``): regime, returns, corporate actions and prices,
+        variance multipliers, accounts, planted alpha, splits, macro; then the block's row."""
+        s = self._state
+        if t > 0:
+            s.regime = int(np.searchsorted(self.trans_cum[s.regime], draws.u_reg[k], side="right"))
+        reg = s.regime
+        ret = self._returns(reg, k, draws)
+        self._corporate_actions_and_prices(t, ret.r, blk)
+
+        # variance multipliers for t+1
+        am, bm = self.p.market_garch
+        ai, bi = self.p.idio_garch
+        s.gm = (1 - am - bm) + am * draws.zm[k] ** 2 + bm * s.gm
+        s.gi = (1 - ai - bi) + ai * draws.zi[k] ** 2 + bi * s.gi
+
+        self._accounts(t)
+        alpha = self._planted_alpha(t, k, reg, ret.tone, blk)
+
+        # splits decided at the close of t take effect at t+1
+        s.pending_split = np.where(
+            s.close > self.u.split_threshold,
+            self.u.split_ratio,
+            np.where(s.close < self.p.reverse_split_below_usd, REVERSE_SPLIT, 1.0),
+        )
+
+        vix = self._macro(reg, draws.z_macro[k])
+        self._record(blk, k, reg, ret, vix, alpha)
+
+    def _returns(self, reg: int, k: int, draws: _BlockDraws) -> _Returns:
+        """The market, factor, sector and stock returns of row ``k`` in regime ``reg``."""
+        p, u, s = self.p, self.u, self._state
+        fs, is2 = self.fscale[reg], self.iscale[reg] ** 2
+        hm = self.sig_m[reg] ** 2 * s.gm
+        rm = self.mu_m[reg] + np.sqrt(hm) * draws.zm[k]
+        f = self.fvol * fs * draws.zf[k]
+        sec = self.svol * fs * draws.zs[k]
+        h_idio = self.idio_var * is2 * s.gi
+        sd_idio = np.sqrt(h_idio)
+        sig_xs = np.sqrt(h_idio + fs**2 * self.static_var)
+        news = draws.u_news[k] < u.news_rate
+        tone = np.where(news, np.tanh(TONE_SCALE * draws.z_tone[k]), 0.0)
+        r = (
+            s.alpha_next
+            + u.beta_market * rm
+            + u.loadings @ f
+            + u.beta_sector * sec[u.sector]
+            + sd_idio * draws.zi[k]
+            + p.news_jump * tone * sig_xs
+        )
+        r = np.maximum(r, -0.9)
+        return _Returns(hm=hm, rm=rm, f=f, sec=sec, sd_idio=sd_idio, sig_xs=sig_xs, news=news, tone=tone, r=r)
+
+    def _corporate_actions_and_prices(self, t: int, r: np.ndarray, blk: Block) -> None:
+        """Corporate actions with ex-date ``t`` (splits, dividends), then the close and adjusted level."""
+        u, s = self.u, self._state
+        ratio = s.pending_split
+        if np.any(ratio != 1.0):
+            for i in np.flatnonzero(ratio != 1.0):
+                s.shares[i] = np.round(s.shares[i] * ratio[i])
+                blk.splits.append((t, int(i), float(ratio[i]), float(s.shares[i])))
+            s.dps = s.dps / ratio
+            s.div_quarter = s.div_quarter / ratio
+        pre = s.close / ratio * (1.0 + r)
+        exdiv = (s.dps > 0) & (u.dividend_offset == self.pos_in_quarter[t])
+        div = np.where(exdiv, np.minimum(s.dps, 0.5 * pre), 0.0)
+        for i in np.flatnonzero(exdiv):
+            blk.dividends.append((t, int(i), float(div[i])))
+        s.close = pre - div
+        s.adj = s.adj * (1.0 + r)
+        s.div_quarter = s.div_quarter + div
+
+    def _accounts(self, t: int) -> None:
+        """Close the quarter if ``t`` ends one; release the book values reported at ``t``."""
+        s = self._state
+        if self.is_period_end[t]:
+            self._close_quarter(t)
+        released = s.pending_session == t
+        if released.any():
+            s.known_book = np.where(released, s.pending_book, s.known_book)
+            s.has_report = s.has_report | released
+
+    def _planted_alpha(self, t: int, k: int, reg: int, tone: np.ndarray, blk: Block) -> _Alpha:
+        """The planted alpha for t+1 from information at the close of ``t`` (momentum 12-1, reported
+        book-to-price, news tone); sets the state's ``alpha_next`` and the block's momentum row."""
+        p, s, n = self.p, self._state, self.u.n
+        fs, is2 = self.fscale[reg], self.iscale[reg] ** 2
+        s.ring[t % _RING] = np.log(s.adj)
+        mcap = s.close * s.shares
+        bp = np.where(s.has_report, s.known_book / mcap, np.nan)
+        if t >= MOM_LONG:
+            mom = s.ring[(t - MOM_SKIP) % _RING] - s.ring[(t - MOM_LONG) % _RING]
+            z_mom = rank_score(mom, np.ones(n, dtype=bool))
+            blk.momentum[k] = mom
+        else:
+            z_mom = np.zeros(n)
+        z_bp = rank_score(bp, s.has_report)
+        # alpha per unit score: the cross-sectional RMS residual vol expected for t+1
+        sig_next = np.sqrt(np.mean(self.idio_var * is2 * s.gi + fs**2 * self.static_var))
+        a_mom = p.ic_momentum * z_mom * sig_next
+        a_val = p.ic_value * z_bp * sig_next
+        a_news = self.k_news * tone * sig_next
+        s.alpha_next = a_mom + a_val + a_news
+        return _Alpha(momentum=a_mom, value=a_val, news=a_news, book_to_price=bp)
+
+    def _macro(self, reg: int, z_macro: np.ndarray) -> float:
+        """Macro at the close: advances the VIX noise and the CIR short rate; returns the raw VIX (points)."""
+        p, s = self.p, self._state
         sqrt_year = np.sqrt(SESSIONS_PER_YEAR)
-        for k in range(length):
-            t = start + k
-            if t > 0:
-                s.regime = int(np.searchsorted(self.trans_cum[s.regime], u_reg[k], side="right"))
-            reg = s.regime
-            fs, is2 = self.fscale[reg], self.iscale[reg] ** 2
+        vol_next = self.sig_m[reg] * sqrt_year * np.sqrt(s.gm)
+        s.vix_noise = 0.92 * s.vix_noise + 0.05 * z_macro[0]
+        vix = np.hypot(_VIX_PREMIUM * 100 * vol_next, _VIX_FLOOR) * np.exp(s.vix_noise)
+        target = p.short_rate_targets[reg]
+        s.rate = s.rate + _RATE_KAPPA * (target - s.rate) / SESSIONS_PER_YEAR
+        s.rate += _RATE_VOL * np.sqrt(max(s.rate, 1e-4)) * z_macro[1] / sqrt_year
+        s.rate = min(max(s.rate, 0.0), 0.08)
+        return vix
 
-            # returns
-            hm = self.sig_m[reg] ** 2 * s.gm
-            rm = self.mu_m[reg] + np.sqrt(hm) * zm[k]
-            f = self.fvol * fs * zf[k]
-            sec = self.svol * fs * zs[k]
-            h_idio = self.idio_var * is2 * s.gi
-            sd_idio = np.sqrt(h_idio)
-            sig_xs = np.sqrt(h_idio + fs**2 * self.static_var)
-            news = u_news[k] < u.news_rate
-            tone = np.where(news, np.tanh(TONE_SCALE * z_tone[k]), 0.0)
-            r = (
-                s.alpha_next
-                + u.beta_market * rm
-                + u.loadings @ f
-                + u.beta_sector * sec[u.sector]
-                + sd_idio * zi[k]
-                + p.news_jump * tone * sig_xs
-            )
-            r = np.maximum(r, -0.9)
-
-            # corporate actions with ex-date t, then prices
-            ratio = s.pending_split
-            if np.any(ratio != 1.0):
-                for i in np.flatnonzero(ratio != 1.0):
-                    s.shares[i] = np.round(s.shares[i] * ratio[i])
-                    blk.splits.append((t, int(i), float(ratio[i]), float(s.shares[i])))
-                s.dps = s.dps / ratio
-                s.div_quarter = s.div_quarter / ratio
-            pre = s.close / ratio * (1.0 + r)
-            exdiv = (s.dps > 0) & (u.dividend_offset == self.pos_in_quarter[t])
-            div = np.where(exdiv, np.minimum(s.dps, 0.5 * pre), 0.0)
-            for i in np.flatnonzero(exdiv):
-                blk.dividends.append((t, int(i), float(div[i])))
-            s.close = pre - div
-            s.adj = s.adj * (1.0 + r)
-            s.div_quarter = s.div_quarter + div
-
-            # variance multipliers for t+1
-            s.gm = (1 - am - bm) + am * zm[k] ** 2 + bm * s.gm
-            s.gi = (1 - ai - bi) + ai * zi[k] ** 2 + bi * s.gi
-
-            # accounts
-            if self.is_period_end[t]:
-                self._close_quarter(t)
-            released = s.pending_session == t
-            if released.any():
-                s.known_book = np.where(released, s.pending_book, s.known_book)
-                s.has_report = s.has_report | released
-
-            # planted alpha for t+1, from information at the close of t
-            s.ring[t % _RING] = np.log(s.adj)
-            mcap = s.close * s.shares
-            bp = np.where(s.has_report, s.known_book / mcap, np.nan)
-            if t >= MOM_LONG:
-                mom = s.ring[(t - MOM_SKIP) % _RING] - s.ring[(t - MOM_LONG) % _RING]
-                z_mom = rank_score(mom, np.ones(n, dtype=bool))
-                blk.momentum[k] = mom
-            else:
-                z_mom = np.zeros(n)
-            z_bp = rank_score(bp, s.has_report)
-            # alpha per unit score: the cross-sectional RMS residual vol expected for t+1
-            sig_next = np.sqrt(np.mean(self.idio_var * is2 * s.gi + fs**2 * self.static_var))
-            a_mom = p.ic_momentum * z_mom * sig_next
-            a_val = p.ic_value * z_bp * sig_next
-            a_news = self.k_news * tone * sig_next
-            s.alpha_next = a_mom + a_val + a_news
-
-            # splits decided at the close of t take effect at t+1
-            s.pending_split = np.where(
-                s.close > u.split_threshold,
-                u.split_ratio,
-                np.where(s.close < p.reverse_split_below_usd, REVERSE_SPLIT, 1.0),
-            )
-
-            # macro at the close of t
-            vol_next = self.sig_m[reg] * sqrt_year * np.sqrt(s.gm)
-            s.vix_noise = 0.92 * s.vix_noise + 0.05 * z_macro[k, 0]
-            vix = np.hypot(_VIX_PREMIUM * 100 * vol_next, _VIX_FLOOR) * np.exp(s.vix_noise)
-            target = p.short_rate_targets[reg]
-            s.rate = s.rate + _RATE_KAPPA * (target - s.rate) / SESSIONS_PER_YEAR
-            s.rate += _RATE_VOL * np.sqrt(max(s.rate, 1e-4)) * z_macro[k, 1] / sqrt_year
-            s.rate = min(max(s.rate, 0.0), 0.08)
-
-            blk.regime[k] = reg
-            blk.market_return[k] = rm
-            blk.market_vol[k] = np.sqrt(hm) * sqrt_year
-            blk.factor_returns[k] = f
-            blk.sector_returns[k] = sec
-            blk.vix[k] = min(max(vix, 10.0), 80.0)
-            blk.short_rate[k] = s.rate
-            blk.ret[k] = r
-            blk.close[k] = s.close
-            blk.adj[k] = s.adj
-            blk.sigma[k] = np.sqrt(u.beta_market**2 * hm + sig_xs**2)
-            blk.sigma_idio[k] = sd_idio
-            blk.tone[k] = tone
-            blk.news[k] = news
-            blk.alpha[0, k] = a_mom
-            blk.alpha[1, k] = a_val
-            blk.alpha[2, k] = a_news
-            blk.book_to_price[k] = bp
-        return blk
+    def _record(self, blk: Block, k: int, reg: int, ret: _Returns, vix: float, alpha: _Alpha) -> None:
+        """Row ``k`` of the block."""
+        s, u = self._state, self.u
+        sqrt_year = np.sqrt(SESSIONS_PER_YEAR)
+        blk.regime[k] = reg
+        blk.market_return[k] = ret.rm
+        blk.market_vol[k] = np.sqrt(ret.hm) * sqrt_year
+        blk.factor_returns[k] = ret.f
+        blk.sector_returns[k] = ret.sec
+        blk.vix[k] = min(max(vix, 10.0), 80.0)
+        blk.short_rate[k] = s.rate
+        blk.ret[k] = ret.r
+        blk.close[k] = s.close
+        blk.adj[k] = s.adj
+        blk.sigma[k] = np.sqrt(u.beta_market**2 * ret.hm + ret.sig_xs**2)
+        blk.sigma_idio[k] = ret.sd_idio
+        blk.tone[k] = ret.tone
+        blk.news[k] = ret.news
+        blk.alpha[0, k] = alpha.momentum
+        blk.alpha[1, k] = alpha.value
+        blk.alpha[2, k] = alpha.news
+        blk.book_to_price[k] = alpha.book_to_price
 
     def _close_quarter(self, t: int) -> None:
         s = self._state
