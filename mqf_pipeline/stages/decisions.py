@@ -316,9 +316,61 @@ def run_cycle(
             else "no decisions",
             payload={"gates": [g.__dict__ for g in gates], **extra},
         )
+    risk_row = _risk_state_row(
+        day,
+        cid,
+        nav,
+        peak,
+        drawdown,
+        final_risk,
+        checks,
+        risk_cfg.breakers.vol_target_ann,
+        regime,
+        regime_mult,
+        dd_mult,
+        state,
+        sizing,
+        kill_switch,
+        book,
+    )
+    counts = (
+        {str(k): int(v) for k, v in decision_rows.group_by("final_decision").len().iter_rows()}
+        if decision_rows.height
+        else {}
+    )
+    return CycleResult(
+        day=day,
+        decisions=decision_rows,
+        audit_log=audit_rows,
+        gates=gates,
+        risk_state=risk_row,
+        contributions=final_risk.contributions.with_columns(pl.lit(day).alias("date")),
+        carried=Carried(book, nav, peak, state),
+        counts=counts,
+    )
+
+
+def _risk_state_row(
+    day: dt.date,
+    cid: str,
+    nav: float,
+    peak: float,
+    drawdown: float,
+    final_risk: BookRisk,
+    checks: list,
+    vol_target_ann: float,
+    regime: str | None,
+    regime_mult: float,
+    dd_mult: float,
+    state: breakers.BreakerState,
+    sizing: float,
+    kill_switch: str | None,
+    book: dict[str, float],
+) -> dict[str, object]:
+    """The session's risk_state row (step 6): the final book's risk, limits, breaker and the book itself."""
     name, value = final_risk.max_sector
     worst, worst_loss = final_risk.stress_worst
-    risk_row: dict[str, object] = {
+    return {
         "date": day,
         "cycle_id": cid,
         "nav": nav,
@@ -333,7 +385,7 @@ def run_cycle(
         "cvar_evt": final_risk.cvar_evt,
         "cvar_historical": final_risk.cvar_historical,
         "vol_ann": final_risk.vol_ann,
-        "vol_target_ann": risk_cfg.breakers.vol_target_ann,
+        "vol_target_ann": vol_target_ann,
         "avg_correlation": final_risk.avg_correlation,
         "correlation_shock_vol_ann": final_risk.correlation_shock_vol_ann,
         "max_sector": name,
@@ -352,21 +404,6 @@ def run_cycle(
         "kill_switch": kill_switch is not None,
         "book_json": json.dumps({s: book[s] for s in sorted(book)}),
     }
-    counts = (
-        {str(k): int(v) for k, v in decision_rows.group_by("final_decision").len().iter_rows()}
-        if decision_rows.height
-        else {}
-    )
-    return CycleResult(
-        day=day,
-        decisions=decision_rows,
-        audit_log=audit_rows,
-        gates=gates,
-        risk_state=risk_row,
-        contributions=final_risk.contributions.with_columns(pl.lit(day).alias("date")),
-        carried=Carried(book, nav, peak, state),
-        counts=counts,
-    )
 
 
 def _decide(
