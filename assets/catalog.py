@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets.common import md_table
-from mqf_pipeline.stages.plan import TABLE_ASSETS
+from mqf_pipeline.stages.registry import asset_key, written_tables
 from mqf_pipeline.storage.catalog import refresh_catalog
 from resources import StorageResource
 
@@ -12,7 +12,7 @@ CATALOG_VERSION = "1"
 
 
 @dg.asset(
-    deps=sorted(set(TABLE_ASSETS.values())),
+    deps=sorted({asset_key(t) for t in written_tables()}),
     group_name="catalog",
     code_version=CATALOG_VERSION,
     pool="duckdb_writer",

@@ -6,11 +6,16 @@ import datetime as dt
 import hashlib
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from mqf_pipeline.storage.lake import WriteResult
+from mqf_pipeline.config import Settings
+from mqf_pipeline.stages.base import RunContext, Stage, StageRun, StageStateError, materialize
+from mqf_pipeline.stages.context import run_context
+from mqf_pipeline.stages.registry import upstream_assets
+from mqf_pipeline.storage.lake import Lake, WriteResult
 
 # BackfillPolicy is marked beta in Dagster 1.13; single-run backfills are a deliberate choice here
 # (DAGSTER_NOTES: 10 partitions as one run 39 s vs 114 s as ten runs), so its warning is noise.
@@ -60,3 +65,50 @@ def md_table(frame: pl.DataFrame, max_rows: int = 20) -> str:
     if frame.height > max_rows:
         lines.append(f"| ... {frame.height - max_rows} more rows |" + " |" * (len(head.columns) - 1))
     return "\n".join(lines)
+
+
+#: A carried table depends on its own previous partition (its state continues the session before).
+PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+
+def stage_specs(
+    stage: type[Stage],
+    *,
+    descriptions: dict[str, str],
+    group: str,
+    kinds: set[str],
+    groups: dict[str, str] | None = None,
+) -> list[dg.AssetSpec]:
+    """One spec per table ``stage`` writes; deps derived from its ``READS`` (and ``CARRIES``: the previous
+    partition of the table itself) through the stage registry, never listed by hand."""
+    upstream = upstream_assets(stage)
+    specs = []
+    for table in stage.WRITES:
+        key = stage.asset_key(table)
+        carried = [dg.AssetDep(key, partition_mapping=PREVIOUS)] if table in stage.CARRIES else []
+        specs.append(
+            dg.AssetSpec(
+                key,
+                group_name=(groups or {}).get(table, group),
+                deps=[*upstream, *carried],
+                code_version=stage.CODE_VERSION,
+                kinds=kinds,
+                description=descriptions[table],
+            )
+        )
+    return specs
+
+
+def stage_context(
+    context: dg.AssetExecutionContext, settings: Settings, lake: Lake, kill_switch_path: Path | None = None
+) -> RunContext:
+    """The run context of a stage asset: Dagster's log, the run id, the kill switch (when the stage obeys it)."""
+    return run_context(lake, settings, kill_switch_path=kill_switch_path, log=context.log, run_id=context.run.run_id)
+
+
+def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, ctx: RunContext) -> StageRun:
+    """Run the stage over the run's partitions and write its tables; missing carried state fails without retry."""
+    try:
+        return materialize(stage, ctx, partition_dates(context))
+    except StageStateError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc

@@ -6,68 +6,30 @@ needs D's decisions, so both are outputs of one multi-asset that walks the sessi
 respects in backfills.
 """
 
-import datetime as dt
 import json
 
 import dagster as dg
 import polars as pl
 
-from assets.common import RETRY, md_table, partition_dates, write_metadata
-from assets.partitions import TRADING_DAYS
-from mqf_pipeline.decisions.audit import AuditWriteError, write_audit
+from assets.common import RETRY, materialize_stage, md_table, stage_context, stage_specs, write_metadata
+from mqf_pipeline.decisions.audit import AuditWriteError
 from mqf_pipeline.governance import phases as governance
-from mqf_pipeline.stages.decisions import CODE_VERSION, CycleStateError, run_cycles
-from mqf_pipeline.storage.schema import empty_frame
-from mqf_pipeline.universe import universe_frame
+from mqf_pipeline.stages.decisions import CycleDetail, DecisionStage, gate_summary
 from resources import KillSwitchResource, SettingsResource, StorageResource
 
-PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
-INPUTS = ["agent_signals", "trading_eligibility", "data_quality", "regime", "features", "price_history"]
-
-#: (asset key, group, description); every output has the same inputs and code version.
-OUTPUTS: tuple[tuple[str, str, str], ...] = (
-    (
-        "decisions",
-        "decisions",
-        "Meta-brain decisions per symbol and session (seed 000 sections 3.1, 6): confidence-weighted ensemble, "
-        "disagreement penalty, robust z, fractional Kelly, opportunity cost, CVaR-first rules -> EXECUTE_BUY / "
-        "EXECUTE_SELL / HOLD / REJECT with reason codes.",
-    ),
-    (
-        "audit_log",
-        "decisions",
-        "The 15-field audit record of every decision (seed 000 section 10.1), written before the decisions; if it "
-        "cannot be written the run halts with CRITICAL.",
-    ),
-    (
-        "governance_gates",
-        "decisions",
-        "Governance gates Phase 0-4 per cycle (seed 000 section 10.4) with their outcome and detail.",
-    ),
-    (
-        "risk_contributions",
-        "risk",
-        "Per position of the decided book: weight, sector, beta, Euler component and marginal CVaR.",
-    ),
-    (
-        "risk_state",
-        "risk",
-        "The risk engine after each cycle (seed 000 section 7): NAV and drawdown, hybrid VaR, EVT CVaR, stress "
-        "scenarios, sector and correlation-shock limits, circuit breaker and recovery state (persisted: the next "
-        "session continues it), sizing multiplier, kill switch.",
-    ),
-)
-DECISION_SPECS = [
-    dg.AssetSpec(
-        key,
-        group_name=group,
-        deps=[*INPUTS, dg.AssetDep("risk_state", partition_mapping=PREVIOUS)] if key == "risk_state" else INPUTS,
-        code_version=CODE_VERSION,
-        kinds={"parquet"},
-        description=text,
-    )
-    for key, group, text in OUTPUTS
-]
+DESCRIPTIONS = {
+    "decisions": "Meta-brain decisions per symbol and session (seed 000 sections 3.1, 6): confidence-weighted "
+    "ensemble, disagreement penalty, robust z, fractional Kelly, opportunity cost, CVaR-first rules -> "
+    "EXECUTE_BUY / EXECUTE_SELL / HOLD / REJECT with reason codes.",
+    "audit_log": "The 15-field audit record of every decision (seed 000 section 10.1), written before the "
+    "decisions; if it cannot be written the run halts with CRITICAL.",
+    "governance_gates": "Governance gates Phase 0-4 per cycle (seed 000 section 10.4) with their outcome and detail.",
+    "risk_contributions": "Per position of the decided book: weight, sector, beta, Euler component and marginal CVaR.",
+    "risk_state": "The risk engine after each cycle (seed 000 section 7): NAV and drawdown, hybrid VaR, EVT CVaR, "
+    "stress scenarios, sector and correlation-shock limits, circuit breaker and recovery state (persisted: the "
+    "next session continues it), sizing multiplier, kill switch.",
+}
+GROUPS = {"risk_contributions": "risk", "risk_state": "risk"}
 GATE_CHECKS = [
     dg.AssetCheckSpec(
         f"gate_phase{phase}_{name}",
@@ -81,76 +43,78 @@ GATE_CHECKS = [
 ]
 
 
-@dg.multi_asset(
-    specs=DECISION_SPECS,
-    check_specs=GATE_CHECKS,
-    partitions_def=TRADING_DAYS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=RETRY,
-    name="decide_and_check_risk",
-)
-def decide_and_check_risk(
-    context: dg.AssetExecutionContext,
-    settings: SettingsResource,
-    storage: StorageResource,
-    kill_switch: KillSwitchResource,
-):
-    """Walk the sessions in order: gates, decisions with audit, risk validation, breakers, risk state."""
-    cfg = settings.get()
-    lake = storage.lake()
-    days = partition_dates(context)
+def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The decision and risk multi-asset over ``partitions_def``."""
 
-    def switch() -> str | None:
-        state = kill_switch.status()
-        if state.active:
-            context.log.warning(f"{state.describe()}: every decision is REJECT (KILL_SWITCH), no order may be created")
-        return state.describe() if state.active else None
+    @dg.multi_asset(
+        specs=stage_specs(
+            DecisionStage, descriptions=DESCRIPTIONS, group="decisions", groups=GROUPS, kinds={"parquet"}
+        ),
+        check_specs=GATE_CHECKS,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=RETRY,
+        name="decide_and_check_risk",
+    )
+    def decide_and_check_risk(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        storage: StorageResource,
+        kill_switch: KillSwitchResource,
+    ):
+        """Walk the sessions in order: gates, decisions with audit, risk validation, breakers, risk state."""
+        ctx = stage_context(context, settings.get(), storage.lake(), kill_switch.file())
+        try:
+            run = materialize_stage(context, DecisionStage(), ctx)
+        except AuditWriteError as exc:
+            context.log.critical(f"HALT: {exc}; no decision of this run is stored")
+            raise dg.Failure(description=f"CRITICAL: {exc}", allow_retries=False) from exc
+        last: CycleDetail = run.last.detail
+        yield from _materializations(run.written, str(run.last.day), last)
+        for gate in last.gates:
+            yield dg.AssetCheckResult(
+                check_name=f"gate_phase{gate.phase}_{gate.name}",
+                asset_key="decisions" if gate.phase < 3 else "risk_state",
+                passed=gate.passed,
+                severity=dg.AssetCheckSeverity.ERROR if gate.phase >= 3 else dg.AssetCheckSeverity.WARN,
+                description=gate.detail,
+                metadata={
+                    "session": str(run.last.day),
+                    "sessions_failed_in_run": gate_summary(run.steps, gate.phase),
+                    "sessions_in_run": len(run.steps),
+                },
+            )
 
-    try:
-        results = run_cycles(lake, cfg, days, universe_frame(cfg), kill_switch=switch, progress=context.log.info)
-    except CycleStateError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    now = dt.datetime.now(dt.UTC)
-    audit_rows = pl.concat([r.audit_log for r in results], how="vertical_relaxed")
-    try:
-        audit_written = write_audit(lake, audit_rows, days, now)
-    except AuditWriteError as exc:
-        context.log.critical(f"HALT: {exc}; no decision of this run is stored")
-        raise dg.Failure(description=f"CRITICAL: {exc}", allow_retries=False) from exc
-    decisions = [r.decisions for r in results if r.decisions.height]
-    decision_rows = pl.concat(decisions) if decisions else empty_frame("decisions")
-    decided = lake.write_many("decisions", decision_rows, days, now=now)
-    gates = pl.concat([governance.gate_rows(r.gates, r.day, r.risk_state["cycle_id"]) for r in results])
-    gates_written = lake.write_many("governance_gates", gates, days, now=now)
-    contrib = pl.concat([r.contributions for r in results], how="vertical_relaxed")
-    contrib_written = lake.write_many("risk_contributions", contrib, days, now=now)
-    state = pl.DataFrame([r.risk_state for r in results], infer_schema_length=None)
-    state_written = lake.write_many("risk_state", state, days, now=now)
+    return [decide_and_check_risk]
 
-    last = results[-1]
+
+def _materializations(written, session: str, last: CycleDetail):
+    """One MaterializeResult per table, with the last session's summary."""
     counts = {k: last.counts.get(k, 0) for k in ("EXECUTE_BUY", "EXECUTE_SELL", "HOLD", "REJECT")}
     rs = last.risk_state
     yield dg.MaterializeResult(
         asset_key="decisions",
         metadata=write_metadata(
-            decided,
-            session=str(last.day),
+            written["decisions"],
+            session=session,
             **{k.lower(): v for k, v in counts.items()},
             kill_switch=(rs["kill_switch"] and "ENGAGED: every decision REJECT (KILL_SWITCH)") or "off",
             decisions_preview=dg.MetadataValue.md(_preview(last.decisions)) if last.decisions.height else "none",
         ),
     )
-    yield dg.MaterializeResult(asset_key="audit_log", metadata=write_metadata(audit_written))
+    yield dg.MaterializeResult(asset_key="audit_log", metadata=write_metadata(written["audit_log"]))
     yield dg.MaterializeResult(
         asset_key="governance_gates",
-        metadata=write_metadata(gates_written, **{f"phase{g.phase}_{g.name}": g.passed for g in last.gates}),
+        metadata=write_metadata(
+            written["governance_gates"], **{f"phase{g.phase}_{g.name}": g.passed for g in last.gates}
+        ),
     )
-    yield dg.MaterializeResult(asset_key="risk_contributions", metadata=write_metadata(contrib_written))
+    yield dg.MaterializeResult(asset_key="risk_contributions", metadata=write_metadata(written["risk_contributions"]))
     yield dg.MaterializeResult(
         asset_key="risk_state",
         metadata=write_metadata(
-            state_written,
-            session=str(last.day),
+            written["risk_state"],
+            session=session,
             nav=round(float(rs["nav"]), 2),
             drawdown=round(float(rs["drawdown"]), 6),
             gross_exposure=round(float(rs["gross_exposure"]), 6),
@@ -166,19 +130,6 @@ def decide_and_check_risk(
             kill_switch=bool(rs["kill_switch"]),
         ),
     )
-    for gate in last.gates:
-        yield dg.AssetCheckResult(
-            check_name=f"gate_phase{gate.phase}_{gate.name}",
-            asset_key="decisions" if gate.phase < 3 else "risk_state",
-            passed=gate.passed,
-            severity=dg.AssetCheckSeverity.ERROR if gate.phase >= 3 else dg.AssetCheckSeverity.WARN,
-            description=gate.detail,
-            metadata={
-                "session": str(last.day),
-                "sessions_failed_in_run": sum(not g.passed for r in results for g in r.gates if g.phase == gate.phase),
-                "sessions_in_run": len(results),
-            },
-        )
 
 
 def _preview(decisions: pl.DataFrame) -> str:

@@ -6,97 +6,69 @@ marks positions at D's close, reconciles with the broker, then makes D's orders.
 plus ``account`` (cash, NAV) depend on their own previous partition.
 """
 
-import datetime as dt
-
 import dagster as dg
 
-from assets.common import RETRY, md_table, partition_dates, write_metadata
-from assets.partitions import TRADING_DAYS
+from assets.common import RETRY, materialize_stage, md_table, stage_context, stage_specs, write_metadata
 from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError
-from mqf_pipeline.stages.execution import CODE_VERSION, ExecutionStateError, run_execution, write_results
+from mqf_pipeline.stages.execution import ExecutionStage
 from resources import BrokerResource, KillSwitchResource, SettingsResource, StorageResource
 
-PREVIOUS = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
-INPUTS = ["portfolio_targets", "risk_state", "price_history", "corporate_actions", "regime"]
-CARRIED = ("positions", "account", "orders", "execution_decisions")
-OUTPUTS: tuple[tuple[str, str], ...] = (
-    (
-        "execution_outcomes",
-        "Per order of the previous cycle, as it traded during this session (seed 002 section 3.5): arrival and "
-        "fill price, slippage, impact and total cost in bps, commission, ADV, spread, the model's expected cost "
-        "and its error, the final status and filled quantity.",
-    ),
-    (
-        "execution_feedback",
-        "Per filled order (seed 002 section 5.4): costs with the market conditions they met (size/ADV, "
-        "volatility, spread, time of day, regime), the input of the slippage model refit.",
-    ),
-    (
-        "positions",
-        "Positions after the session: shares (sum of fills, split-adjusted), average cost, close, market value, "
-        "weight of NAV, unrealised and realised PnL.",
-    ),
-    ("account", "Cash, positions value, NAV, exposures, commissions and dividends of the session."),
-    (
-        "orders",
-        "Orders the cycle made to move positions to the portfolio targets (seed 000 section 11), with the "
-        "deterministic client order id, schedule, and state as made: SUBMITTED, or REJECTED with the reason "
-        "(kill switch, FREEZE breaker, broker refusal).",
-    ),
-    (
-        "execution_decisions",
-        "Per order, the execution policy's state (size/ADV, volatility, spread, time remaining), the chosen "
-        "schedule, its expected cost and any fallback (seed 002 section 3.5).",
-    ),
-)
-SPECS = [
-    dg.AssetSpec(
-        key,
-        group_name="execution",
-        deps=[*INPUTS, *(dg.AssetDep(c, partition_mapping=PREVIOUS) for c in CARRIED if c == key)],
-        code_version=CODE_VERSION,
-        kinds={"parquet"},
-        description=text,
+DESCRIPTIONS = {
+    "execution_outcomes": "Per order of the previous cycle, as it traded during this session (seed 002 section 3.5): "
+    "arrival and fill price, slippage, impact and total cost in bps, commission, ADV, spread, "
+    "the model's expected cost and its error, the final status and filled quantity.",
+    "execution_feedback": "Per filled order (seed 002 section 5.4): costs with the market conditions they met "
+    "(size/ADV, volatility, spread, time of day, regime), the input of the slippage model "
+    "refit.",
+    "positions": "Positions after the session: shares (sum of fills, split-adjusted), average cost, close, "
+    "market value, weight of NAV, unrealised and realised PnL.",
+    "account": "Cash, positions value, NAV, exposures, commissions and dividends of the session.",
+    "orders": "Orders the cycle made to move positions to the portfolio targets (seed 000 section 11), "
+    "with the deterministic client order id, schedule, and state as made: SUBMITTED, or "
+    "REJECTED with the reason (kill switch, FREEZE breaker, broker refusal).",
+    "execution_decisions": "Per order, the execution policy's state (size/ADV, volatility, spread, time remaining), "
+    "the chosen schedule, its expected cost and any fallback (seed 002 section 3.5).",
+}
+
+
+def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The execution multi-asset over ``partitions_def``."""
+
+    @dg.multi_asset(
+        specs=stage_specs(ExecutionStage, descriptions=DESCRIPTIONS, group="execution", kinds={"parquet"}),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=RETRY,
+        name="execute_orders",
     )
-    for key, text in OUTPUTS
-]
+    def execute_orders(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        storage: StorageResource,
+        broker: BrokerResource,
+        kill_switch: KillSwitchResource,
+    ):
+        """Settle, book, reconcile and order, session by session; a rerun finds its orders at the broker."""
+        ctx = stage_context(context, settings.get(), storage.lake(), kill_switch.file())
+        try:
+            run = materialize_stage(context, ExecutionStage(broker.broker()), ctx)
+        except LiveTradingRefusedError as exc:
+            raise dg.Failure(description=f"trading refused: {exc}", allow_retries=False) from exc
+        except BrokerError as exc:
+            raise dg.Failure(description=f"broker {type(exc).__name__}: {exc}", allow_retries=exc.retryable) from exc
+        last = run.last.detail
+        if last.blocked_reason:
+            context.log.warning(f"order submission blocked on {last.day}: {last.blocked_reason}")
+        for note in last.notes:
+            context.log.info(note)
+        for key, meta in _metadata(last).items():
+            yield dg.MaterializeResult(asset_key=key, metadata=write_metadata(run.written[key], **meta))
+
+    return [execute_orders]
 
 
-@dg.multi_asset(
-    specs=SPECS,
-    partitions_def=TRADING_DAYS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=RETRY,
-    name="execute_orders",
-)
-def execute_orders(
-    context: dg.AssetExecutionContext,
-    settings: SettingsResource,
-    storage: StorageResource,
-    broker: BrokerResource,
-    kill_switch: KillSwitchResource,
-):
-    """Settle, book, reconcile and order, session by session; a rerun finds its orders at the broker."""
-    cfg = settings.get()
-    lake = storage.lake()
-    days = partition_dates(context)
-    try:
-        venue = broker.broker()
-        results = run_execution(lake, cfg, days, venue, kill_switch_path=kill_switch.file(), progress=context.log.info)
-    except LiveTradingRefusedError as exc:
-        raise dg.Failure(description=f"trading refused: {exc}", allow_retries=False) from exc
-    except ExecutionStateError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    except BrokerError as exc:
-        raise dg.Failure(description=f"broker {type(exc).__name__}: {exc}", allow_retries=exc.retryable) from exc
-    now = dt.datetime.now(dt.UTC)
-    last = results[-1]
-    if last.blocked_reason:
-        context.log.warning(f"order submission blocked on {last.day}: {last.blocked_reason}")
-    for note in last.notes:
-        context.log.info(note)
-
-    written = write_results(lake, results, now)
+def _metadata(last) -> dict[str, dict[str, object]]:
+    """Per table, the last session's summary."""
     acct = last.account
     out = last.outcomes
     extra: dict[str, dict[str, object]] = {
@@ -140,5 +112,4 @@ def execute_orders(
             "fallbacks": int(last.decisions["used_fallback"].sum()) if last.decisions.height else 0,
         },
     }
-    for key, _ in OUTPUTS:
-        yield dg.MaterializeResult(asset_key=key, metadata=write_metadata(written[key], **extra[key]))
+    return extra

@@ -1,4 +1,5 @@
-"""Partition definitions: XNYS trading days (holidays from exchange-calendars)."""
+"""Partition definitions: XNYS trading days (holidays from exchange-calendars), built from the settings
+when the Definitions are built (nothing is read at import time)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from mqf_pipeline import calendar
-from mqf_pipeline.config import load_settings
 
 NEW_YORK = "America/New_York"
 
@@ -29,6 +29,3 @@ def trading_day_partitions(start: dt.date) -> dg.DailyPartitionsDefinition:
         exclusions=["0 0 * * 6", "0 0 * * 0", *holidays],
         end_offset=1,
     )
-
-
-TRADING_DAYS = trading_day_partitions(load_settings().fund.calendar.partitions_start)

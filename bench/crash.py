@@ -112,7 +112,9 @@ def worker(lake_root: str, broker_dir: str, day: str, die_after_submits: int = 0
     from mqf_pipeline.execution.brokers.paper import PaperBroker
     from mqf_pipeline.execution.orders import BrokerOrder, OrderRequest
     from mqf_pipeline.execution.policy import cost_params
-    from mqf_pipeline.stages.execution import run_execution, write_results
+    from mqf_pipeline.stages.base import materialize
+    from mqf_pipeline.stages.context import run_context
+    from mqf_pipeline.stages.execution import ExecutionStage
     from mqf_pipeline.storage.lake import Lake
 
     class DyingBroker(PaperBroker):
@@ -130,8 +132,8 @@ def worker(lake_root: str, broker_dir: str, day: str, die_after_submits: int = 0
     lake = Lake(lake_root)
     print("READY", flush=True)
     session = dt.date.fromisoformat(day)
-    results = run_execution(lake, settings, [session], broker, kill_switch_path=None, latest_session=session)
-    write_results(lake, results, now=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    ctx = run_context(lake, settings, now=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    materialize(ExecutionStage(broker, latest_session=session), ctx, [session])
 
 
 def _spawn(lake: Path, broker: Path, day: dt.date, die_after_submits: int = 0) -> subprocess.Popen[str]:

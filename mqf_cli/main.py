@@ -183,12 +183,12 @@ def status(config_dir: ConfigDirOpt = None) -> None:
     """What the lake holds: partitions per table."""
     settings = _settings(config_dir)
     lake = Lake(settings.lake_root)
-    from mqf_pipeline.stages.plan import MARKET_DATA_TABLES
+    from mqf_pipeline.stages.registry import written_tables
 
     table = Table(title=f"lake {settings.lake_root}")
     for col in ("table", "partitions", "first", "last"):
         table.add_column(col)
-    for name in MARKET_DATA_TABLES:
+    for name in written_tables():
         parts = lake.partitions(name)
         table.add_row(name, str(len(parts)), parts[0] if parts else "-", parts[-1] if parts else "-")
     Console().print(table)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets import decisions, execution, market_data, portfolio, signals
 from assets.catalog import duckdb_catalog
-from assets.decisions import decide_and_check_risk
-from assets.execution import execute_orders
-from assets.market_data import data_quality, ingest_market_data, macro_series, trading_eligibility
-from assets.portfolio import optimize_portfolio
-from assets.signals import agent_signals, features, regime
+from assets.partitions import trading_day_partitions
 from jobs import catalog_job, daily_cycle_job, market_data_job, portfolio_job
 from jobs.schedules import SCHEDULES
+from mqf_pipeline.config import load_settings
 from resources import BrokerResource, KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
 from sensors import emergency_rebalance_sensor, kill_switch_sensor
 
@@ -31,19 +29,20 @@ def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
     }
 
 
-ASSETS = [
-    ingest_market_data,
-    macro_series,
-    data_quality,
-    trading_eligibility,
-    features,
-    regime,
-    agent_signals,
-    decide_and_check_risk,
-    optimize_portfolio,
-    execute_orders,
-    duckdb_catalog,
-]
+def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """Every asset, in pipeline order, over the trading-day partitions ``partitions_def``."""
+    return [
+        *market_data.build(partitions_def),
+        *signals.build(partitions_def),
+        *decisions.build(partitions_def),
+        *portfolio.build(partitions_def),
+        *execution.build(partitions_def),
+        duckdb_catalog,
+    ]
+
+
+TRADING_DAYS = trading_day_partitions(load_settings().fund.calendar.partitions_start)
+ASSETS = build_assets(TRADING_DAYS)
 JOBS = [daily_cycle_job, market_data_job, catalog_job, portfolio_job]
 
 SENSORS = [kill_switch_sensor, emergency_rebalance_sensor]

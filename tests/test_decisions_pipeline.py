@@ -194,12 +194,17 @@ def test_no_lookahead_later_sessions_change_nothing_before(deployment):
     and equal the stored rows."""
     config_dir, _, _, lake = deployment
     settings = settings_for(config_dir)
-    from mqf_pipeline.universe import universe_frame
+    from mqf_pipeline.stages.base import run_stage
+    from mqf_pipeline.stages.context import run_context
 
-    universe = universe_frame(settings)
-    short = decision_cycle.run_cycles(lake, settings, SESSIONS[-40:-30], universe, kill_switch=lambda: None)
-    long = decision_cycle.run_cycles(lake, settings, SESSIONS[-40:-20], universe, kill_switch=lambda: None)
+    ctx = run_context(lake, settings)
+    short = [r.detail for r in run_stage(decision_cycle.DecisionStage(), ctx, SESSIONS[-40:-30])]
+    long = [r.detail for r in run_stage(decision_cycle.DecisionStage(), ctx, SESSIONS[-40:-20])]
     for a, b in zip(short, long, strict=False):
         assert a.decisions.equals(b.decisions) and a.risk_state == b.risk_state
-        stored = lake.read("decisions", [a.day]).drop("id", "created_at", strict=False).select(a.decisions.columns)
+        stored = (
+            lake.read("decisions", [a.risk_state["date"]])
+            .drop("id", "created_at", strict=False)
+            .select(a.decisions.columns)
+        )
         assert stored.sort("symbol").equals(a.decisions.sort("symbol"))

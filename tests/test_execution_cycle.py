@@ -14,20 +14,37 @@ from mqf_pipeline import calendar, kill_switch
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution.brokers.paper import PaperBroker
 from mqf_pipeline.execution.policy import cost_params
+from mqf_pipeline.stages.base import StepOutput, run_stage
+from mqf_pipeline.stages.context import run_context
 from mqf_pipeline.stages.execution import (
+    ExecutionStage,
     ExecutionStateError,
     ReconciliationError,
     load_carried,
     load_inputs,
-    run_execution,
-    run_session,
-    write_results,
 )
 from mqf_pipeline.storage.lake import Lake
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = load_settings(ROOT / "configs")
 NOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def _run(
+    lake: Lake,
+    days: list[dt.date],
+    broker: PaperBroker,
+    latest: dt.date,
+    switch: Path | None = None,
+    write: bool = False,
+) -> list[StepOutput]:
+    """The execution stage over ``days`` (written to the lake when ``write``)."""
+    ctx = run_context(lake, SETTINGS, kill_switch_path=switch, now=NOW)
+    stage = ExecutionStage(broker, latest_session=latest)
+    steps = run_stage(stage, ctx, days)
+    if write:
+        stage.write(ctx, steps, days)
+    return steps
 
 
 def _broker(path: Path) -> PaperBroker:
@@ -39,8 +56,7 @@ def traded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, PaperBroker,
     root = tmp_path_factory.mktemp("exec")
     days = build_lake(root / "lake", symbols=40, sessions=12)
     lake, broker = Lake(str(root / "lake")), _broker(root / "broker")
-    results = run_execution(lake, SETTINGS, days, broker, kill_switch_path=None, latest_session=days[-1])
-    write_results(lake, results, NOW)
+    results = [s.detail for s in _run(lake, days, broker, days[-1], write=True)]
     return lake, broker, days, results
 
 
@@ -78,8 +94,7 @@ def test_rerun_is_identical_and_submits_nothing(traded, tmp_path: Path) -> None:
     span = days[4:8]
     before = {(t, d): lake.stored_hash(t, d) for t in tables for d in span}
     log = broker.submit_log()
-    results = run_execution(lake, SETTINGS, span, broker, kill_switch_path=None, latest_session=days[-1])
-    write_results(lake, results, NOW)
+    results = [s.detail for s in _run(lake, span, broker, days[-1], write=True)]
     assert {(t, d): lake.stored_hash(t, d) for t in tables for d in span} == before
     assert broker.submit_log() == log
     assert sum(r.already_at_broker for r in results) == sum(r.orders.height for r in results)
@@ -97,13 +112,13 @@ def test_kill_switch_and_freeze_block_submission(tmp_path: Path) -> None:
     lake, broker = Lake(str(tmp_path / "lake")), _broker(tmp_path / "broker")
     switch = tmp_path / "KILL_SWITCH"
     kill_switch.engage(switch, "test: stop orders", "pytest")
-    results = run_execution(lake, SETTINGS, days[:1], broker, kill_switch_path=switch, latest_session=days[-1])
-    blocked = results[0].orders
+    blocked = _run(lake, days[:1], broker, days[-1], switch=switch)[0].detail.orders
     assert blocked.height and (blocked["status"] == "REJECTED").all()
     assert blocked["reason"].str.contains("KILL_SWITCH").all() and blocked["broker_order_id"].is_null().all()
     assert broker.submit_log() == []
     switch.unlink()
-    inputs = load_inputs(lake, SETTINGS, days[:1])
+    cfg = SETTINGS.execution
+    inputs = load_inputs(lake, days[:1], cfg.adv_window_sessions, cfg.vol_window_sessions)
     frozen = type(inputs)(
         **{
             **inputs.__dict__,
@@ -111,7 +126,8 @@ def test_kill_switch_and_freeze_block_submission(tmp_path: Path) -> None:
         }
     )
     carried = load_carried(lake, days[0], SETTINGS.risk.initial_nav)
-    result, _ = run_session(days[0], carried, frozen, SETTINGS, broker, kill_switch_path=None, latest_session=days[0])
+    ctx = run_context(lake, SETTINGS, now=NOW)
+    result = ExecutionStage(broker, latest_session=days[0]).step(days[0], frozen, carried, ctx).detail
     assert (result.orders["status"] == "REJECTED").all() and result.orders["reason"].str.contains("FREEZE").all()
     assert broker.submit_log() == []
 
@@ -119,14 +135,12 @@ def test_kill_switch_and_freeze_block_submission(tmp_path: Path) -> None:
 def test_broker_disagreement_stops_the_cycle(tmp_path: Path) -> None:
     days = build_lake(tmp_path / "lake", symbols=20, sessions=3)
     lake, broker = Lake(str(tmp_path / "lake")), _broker(tmp_path / "broker")
-    write_results(
-        lake, run_execution(lake, SETTINGS, days[:2], broker, kill_switch_path=None, latest_session=days[-1]), NOW
-    )
+    _run(lake, days[:2], broker, days[-1], write=True)
     positions = lake.read("positions", [days[1]])
     assert positions.height
     lake.write("positions", days[1], positions.with_columns(qty=pl.col("qty") * 2), now=NOW)
     with pytest.raises(ReconciliationError, match="positions differ from broker paper"):
-        run_execution(lake, SETTINGS, days[2:3], broker, kill_switch_path=None, latest_session=days[-1])
+        _run(lake, days[2:3], broker, days[-1])
 
 
 @pytest.mark.slow
@@ -164,9 +178,7 @@ def test_no_lookahead_data_after_d_moves_nothing_for_d(tmp_path: Path) -> None:
         lake.write_many(
             "portfolio_targets", targets.with_columns(target_weight=pl.col("target_weight") * shock / 2), later, now=NOW
         )
-        results = run_execution(
-            lake, SETTINGS, days, _broker(tmp_path / name / "broker"), kill_switch_path=None, latest_session=days[-1]
-        )
+        results = [s.detail for s in _run(lake, days, _broker(tmp_path / name / "broker"), days[-1])]
         rows[name] = {r.day: r for r in results if r.day <= cut}
         assert any(r.day > cut for r in results)
     for day, base in rows["base"].items():

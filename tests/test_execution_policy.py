@@ -13,7 +13,9 @@ from mqf_pipeline.execution.brokers.base import LiveTradingRefusedError
 from mqf_pipeline.execution.brokers.paper import PaperBroker
 from mqf_pipeline.execution.policy import OrderState, choose, cost_params
 from mqf_pipeline.execution.strategies import Strategy
-from mqf_pipeline.stages.execution import run_execution
+from mqf_pipeline.stages.base import run_stage
+from mqf_pipeline.stages.context import run_context
+from mqf_pipeline.stages.execution import ExecutionStage
 from mqf_pipeline.storage.lake import Lake
 from resources import BrokerResource, SettingsResource
 from tests.deployment import write_configs
@@ -49,7 +51,8 @@ def test_slippage_spike_engages_the_execution_kill_switch(tmp_path: Path) -> Non
     bars = lake.read("price_history", [days[1]])
     lake.write("price_history", days[1], bars.with_columns(spread_bps=pl.lit(300.0)))
     broker = PaperBroker(tmp_path / "broker", initial_cash=1e6, params=cost_params(CFG), seed=3)
-    results = run_execution(lake, SETTINGS, days, broker, kill_switch_path=None, latest_session=days[-1])
+    stage = ExecutionStage(broker, latest_session=days[-1])
+    results = [s.detail for s in run_stage(stage, run_context(lake, SETTINGS), days)]
     first, second = results[0], results[1]
     assert first.account["spike_sessions_left"] == 0 and second.account["spike_sessions_left"] == 5
     costs = second.outcomes.filter(pl.col("filled_qty") > 0)["market_impact_bps"] + 150.0
@@ -86,7 +89,8 @@ def test_slippage_spike_can_halt_the_fund(tmp_path: Path) -> None:
     halting = SETTINGS.model_copy(update={"execution": CFG.model_copy(update={"slippage_spike_action": "halt"})})
     broker = PaperBroker(tmp_path / "broker", initial_cash=1e6, params=cost_params(CFG), seed=3)
     switch = tmp_path / "KILL_SWITCH"
-    results = run_execution(lake, halting, days, broker, kill_switch_path=switch, latest_session=days[-1])
+    stage = ExecutionStage(broker, latest_session=days[-1])
+    results = [s.detail for s in run_stage(stage, run_context(lake, halting, kill_switch_path=switch), days)]
     state = kill_switch.status(switch)
     assert state.active and "slippage spike" in state.reason and state.engaged_by == "execution"
     blocked = pl.concat([results[1].orders, results[2].orders])

@@ -18,7 +18,7 @@ from mqf_pipeline.market.bars import canonicalize
 from mqf_pipeline.market.providers.base import BarsRequest
 from mqf_pipeline.market.router import DataRouter
 from mqf_pipeline.storage.archive import RawArchive, records_payload
-from mqf_pipeline.storage.lake import Lake, WriteResult
+from mqf_pipeline.storage.lake import WriteResult
 from mqf_pipeline.storage.schema import table_spec
 
 
@@ -141,16 +141,16 @@ ProgressFn = Callable[[str], None]
 
 
 @dataclass
-class WindowResult:
-    """What ingesting one window of sessions wrote."""
+class FetchedWindow:
+    """What the providers returned for one window of sessions, as rows of the tables ingest writes."""
 
-    price_history: list[WriteResult]
-    corporate_actions: list[WriteResult]
-    ingestion_audit: list[WriteResult]
-    backfill_failures: list[WriteResult]
-    fundamentals: list[WriteResult]
-    news_headlines: list[WriteResult]
-    n_rows: int
+    price_history: pl.DataFrame  # bars dated on the requested sessions
+    corporate_actions: pl.DataFrame
+    backfill_failures: pl.DataFrame
+    fundamentals: pl.DataFrame  # partitioned by report_date
+    news_headlines: pl.DataFrame
+    raw_hashes: dict[tuple[str, dt.date], str]
+    n_symbols: int
     n_failed_symbols: int
     n_off_calendar: int
     providers: list[str]
@@ -260,19 +260,18 @@ def headline_rows(routed: pl.DataFrame, archive: RawArchive, sessions: Sequence[
     )
 
 
-def ingest_bars_window(
+def fetch_bars_window(
     router: DataRouter,
-    lake: Lake,
     archive: RawArchive,
     symbols: Sequence[str],
     days: Sequence[dt.date],
     run_id: str,
     now: dt.datetime,
     progress: ProgressFn = lambda _msg: None,
-) -> WindowResult:
-    """Fetch bars and corporate actions for ``symbols`` over the sessions ``days`` and write one
-    lake partition per session of price_history, corporate_actions, ingestion_audit and
-    backfill_failures. Every requested symbol-session ends either as a bar or as a failure row.
+) -> FetchedWindow:
+    """Fetch bars, corporate actions, fundamentals and headlines for ``symbols`` over the sessions ``days``
+    through the router, archiving every raw record. Every requested symbol-session ends either as a bar
+    or as a backfill_failures row.
     """
     days = sorted(days)
     request = BarsRequest(symbols=tuple(symbols), start=days[0], end=days[-1])
@@ -287,40 +286,20 @@ def ingest_bars_window(
     stats = _request_stats(routed.requests)
     progress(
         f"received {prepared.n_received} raw rows from {sorted(set(routed.raw.get_column('provider')))} "
-        f"in {stats['requests']:.0f} request(s), {stats['retries']:.0f} retries; writing {len(days)} partitions"
+        f"in {stats['requests']:.0f} request(s), {stats['retries']:.0f} retries"
     )
     routed_actions = router.get_corporate_actions(request)
     if routed_actions.failures.height:
         progress(f"corporate actions unavailable for {routed_actions.failures.height} symbol(s) from every provider")
     actions = _archive_actions(routed_actions.data, archive)
-    failures = _failure_rows(routed.failures, days, run_id, now)
-    written: dict[str, list[WriteResult]] = {}
-    written["price_history"] = lake.write_many("price_history", in_calendar, days, now=now)
-    progress(f"wrote price_history: {len(days)} partitions, {in_calendar.height} bars")
-    actions_in = actions.filter(pl.col("date").is_in(list(day_set)))
-    written["corporate_actions"] = lake.write_many("corporate_actions", actions_in, days, now=now)
-    written["backfill_failures"] = lake.write_many("backfill_failures", failures, days, now=now)
-    fundamentals = fundamentals_rows(router.get_fundamentals(request).data, archive, days)
-    written["fundamentals"] = lake.write_many("fundamentals", fundamentals, days, by="report_date", now=now)
-    headlines = headline_rows(router.get_headlines(request).data, archive, days)
-    written["news_headlines"] = lake.write_many("news_headlines", headlines, days, now=now)
-    progress(f"wrote fundamentals ({fundamentals.height} reports), news_headlines ({headlines.height})")
-    audit = audit_rows(
-        days, run_id, in_calendar, len(symbols), prepared.raw_hashes, written["price_history"], stats, now
-    )
-    written["ingestion_audit"] = lake.write_many("ingestion_audit", audit, days, now=now)
-    progress(
-        f"wrote corporate_actions ({actions_in.height} actions), backfill_failures ({failures.height}), "
-        f"ingestion_audit for {len(days)} sessions"
-    )
-    return WindowResult(
-        price_history=written["price_history"],
-        corporate_actions=written["corporate_actions"],
-        ingestion_audit=written["ingestion_audit"],
-        backfill_failures=written["backfill_failures"],
-        fundamentals=written["fundamentals"],
-        news_headlines=written["news_headlines"],
-        n_rows=in_calendar.height,
+    return FetchedWindow(
+        price_history=in_calendar,
+        corporate_actions=actions.filter(pl.col("date").is_in(list(day_set))),
+        backfill_failures=_failure_rows(routed.failures, days, run_id, now),
+        fundamentals=fundamentals_rows(router.get_fundamentals(request).data, archive, days),
+        news_headlines=headline_rows(router.get_headlines(request).data, archive, days),
+        raw_hashes=prepared.raw_hashes,
+        n_symbols=len(symbols),
         n_failed_symbols=routed.failures.get_column("symbol").n_unique() if routed.failures.height else 0,
         n_off_calendar=n_off,
         providers=sorted(set(routed.raw.get_column("provider"))) if routed.raw.height else [],
@@ -328,15 +307,14 @@ def ingest_bars_window(
     )
 
 
-def ingest_macro_window(
+def fetch_macro_window(
     router: DataRouter,
-    lake: Lake,
     archive: RawArchive,
     series: Sequence[str],
     days: Sequence[dt.date],
     now: dt.datetime,
-) -> list[WriteResult]:
-    """Fetch macro series over ``days`` and write one macro_series partition per session.
+) -> pl.DataFrame:
+    """macro_series rows of ``series`` over ``days`` through the router (raw records archived).
 
     A series value is as of the session's date; a provider that skips a session (e.g. FRED on a
     federal holiday the exchange keeps open) leaves that series absent for the session.
@@ -363,4 +341,4 @@ def ingest_macro_window(
         if parts
         else pl.DataFrame(schema=schema)
     )
-    return lake.write_many("macro_series", rows.filter(pl.col("date").is_in(list(days))), days, now=now)
+    return rows.filter(pl.col("date").is_in(list(days)))

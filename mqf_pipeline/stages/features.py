@@ -24,8 +24,9 @@ from functools import lru_cache
 import polars as pl
 
 from mqf_pipeline import calendar
-from mqf_pipeline.features import compute_features, to_long, warmup_sessions
+from mqf_pipeline.features import FEATURE_VERSION, compute_features, to_long, warmup_sessions
 from mqf_pipeline.governance.quality import REJECT
+from mqf_pipeline.stages.base import RunContext, Stage, StepOutput, split_by_day
 from mqf_pipeline.storage.lake import Lake
 
 #: Sessions are numbered from this origin; blocks never move.
@@ -84,3 +85,21 @@ def features_for_dates(
 def feature_rows(wide: pl.DataFrame) -> pl.DataFrame:
     """Long rows for the features table."""
     return to_long(wide)
+
+
+class FeaturesStage(Stage):
+    """Technical indicators per symbol and session, block-anchored (module docstring)."""
+
+    NAME = "features"
+    READS = ("price_history", "data_quality")
+    WRITES = ("features",)
+    CODE_VERSION = f"1-{FEATURE_VERSION}"
+
+    def load_inputs(self, ctx: RunContext, days: Sequence[dt.date]) -> dict[dt.date, pl.DataFrame]:
+        block = ctx.settings.signals.feature_block_sessions
+        wide = features_for_dates(ctx.lake, days, block_sessions=block, progress=ctx.log.info)
+        return split_by_day(wide)
+
+    def step(self, day: dt.date, inputs: dict[dt.date, pl.DataFrame], carried: None, ctx: RunContext) -> StepOutput:
+        wide = inputs.get(day, pl.DataFrame())
+        return StepOutput(day, {"features": feature_rows(wide)} if wide.height else {}, None, wide)

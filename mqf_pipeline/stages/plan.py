@@ -6,38 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 
 from mqf_pipeline import calendar
+from mqf_pipeline.stages.registry import written_tables
 from mqf_pipeline.storage.lake import Lake
-
-#: Tables the market-data job writes one partition per session of, and the asset writing each.
-TABLE_ASSETS: dict[str, str] = {
-    "price_history": "price_history",
-    "corporate_actions": "corporate_actions",
-    "fundamentals": "fundamentals",
-    "news_headlines": "news_headlines",
-    "ingestion_audit": "ingestion_audit",
-    "backfill_failures": "backfill_failures",
-    "macro_series": "macro_series",
-    "data_quality": "data_quality",
-    "trading_eligibility": "trading_eligibility",
-    "features": "features",
-    "regime_history": "regime",
-    "model_outputs": "agent_signals",
-    "decisions": "decisions",
-    "audit_log": "audit_log",
-    "governance_gates": "governance_gates",
-    "risk_contributions": "risk_contributions",
-    "risk_state": "risk_state",
-    "portfolio_targets": "portfolio_targets",
-    "portfolio_constraints": "portfolio_constraints",
-    "optimization_results": "optimization_results",
-    "execution_outcomes": "execution_outcomes",
-    "execution_feedback": "execution_feedback",
-    "positions": "positions",
-    "account": "account",
-    "orders": "orders",
-    "execution_decisions": "execution_decisions",
-}
-MARKET_DATA_TABLES: tuple[str, ...] = tuple(TABLE_ASSETS)
 
 
 def history_sessions(latest: dt.date, lookback: int, partitions_start: dt.date) -> list[dt.date]:
@@ -46,10 +16,10 @@ def history_sessions(latest: dt.date, lookback: int, partitions_start: dt.date) 
     return calendar.sessions(first, latest)
 
 
-def missing_sessions(
-    lake: Lake, sessions: Sequence[dt.date], tables: Sequence[str] = MARKET_DATA_TABLES
-) -> list[dt.date]:
-    """Sessions for which any of ``tables`` lacks its lake partition."""
+def missing_sessions(lake: Lake, sessions: Sequence[dt.date], tables: Sequence[str] | None = None) -> list[dt.date]:
+    """Sessions for which any of ``tables`` (default: every table a stage writes) lacks its lake partition."""
+    if tables is None:
+        tables = written_tables()
     present = [set(lake.partitions(t)) for t in tables]
     return [d for d in sessions if any(d.isoformat() not in p for p in present)]
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import ClassVar
 
 import polars as pl
 
 from mqf_pipeline.regimes.features import market_features
 from mqf_pipeline.regimes.mapping import regime_history
 from mqf_pipeline.regimes.model import RegimeModel
+from mqf_pipeline.stages.base import RunContext, Stage, StepOutput, split_by_day
 from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake
 
@@ -33,3 +35,28 @@ def regimes_for_dates(
     model = RegimeModel(random_state=random_state)  # the prototype: each refit fits a clone of it
     hist = regime_history(bars, macro, features=feats, model=model, refit_every=refit_every, min_train=min_train)
     return hist.filter(pl.col("date").is_in(list(dates)))
+
+
+class RegimeStage(Stage):
+    """Market regime per session: the walk-forward filtered HMM (module docstring)."""
+
+    NAME = "regimes"
+    READS = ("price_history", "data_quality", "macro_series")
+    WRITES = ("regime_history",)
+    ASSET_KEYS: ClassVar[dict[str, str]] = {"regime_history": "regime"}
+    CODE_VERSION = "1"
+
+    def load_inputs(self, ctx: RunContext, days: Sequence[dt.date]) -> dict[dt.date, pl.DataFrame]:
+        cfg = ctx.settings.signals
+        rows = regimes_for_dates(
+            ctx.lake,
+            days,
+            refit_every=cfg.regime_refit_sessions,
+            min_train=cfg.regime_min_train_sessions,
+            random_state=cfg.regime_random_state,
+        )
+        return split_by_day(rows)
+
+    def step(self, day: dt.date, inputs: dict[dt.date, pl.DataFrame], carried: None, ctx: RunContext) -> StepOutput:
+        rows = inputs.get(day)
+        return StepOutput(day, {"regime_history": rows} if rows is not None else {}, None, rows)

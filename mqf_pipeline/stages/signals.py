@@ -11,13 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import polars as pl
 
 from mqf_pipeline import calendar
 from mqf_pipeline.agents.base import SIGNAL_SCHEMA, Agent, AgentData
 from mqf_pipeline.agents.evaluation import daily_ic, forward_returns, ic_summary
-from mqf_pipeline.agents.registry import run_agents
+from mqf_pipeline.agents.registry import build_agents, run_agents
+from mqf_pipeline.stages.base import RunContext, Stage, StepOutput, split_by_day
 from mqf_pipeline.stages.features import block_start, usable_bars
 from mqf_pipeline.storage.lake import Lake
 from mqf_pipeline.storage.schema import table_spec
@@ -141,3 +143,40 @@ def coverage_table(signals: pl.DataFrame, eligible_last: int, last: dt.date) -> 
 
 def as_json(value: object) -> str:
     return json.dumps(value, default=str, sort_keys=True)
+
+
+class SignalStage(Stage):
+    """Signals of every enabled alpha agent per symbol and session (the model_outputs table)."""
+
+    NAME = "signals"
+    READS = ("price_history", "data_quality", "fundamentals", "news_headlines", "macro_series", "trading_eligibility")
+    WRITES = ("model_outputs",)
+    ASSET_KEYS: ClassVar[dict[str, str]] = {"model_outputs": "agent_signals"}
+    CODE_VERSION = "1"
+
+    def load_inputs(self, ctx: RunContext, days: Sequence[dt.date]) -> dict[dt.date, pl.DataFrame]:
+        cfg = ctx.settings
+        agents = build_agents(cfg.signals.enabled_agents(), cfg.signals.agent_params)
+        signals = agent_signals_for_dates(
+            ctx.lake,
+            ctx.universe,
+            days,
+            agents,
+            block_sessions=cfg.signals.feature_block_sessions,
+            history=cfg.signals.agent_history_sessions,
+            progress=ctx.log.info,
+        )
+        return split_by_day(signals)
+
+    def step(self, day: dt.date, inputs: dict[dt.date, pl.DataFrame], carried: None, ctx: RunContext) -> StepOutput:
+        signals = inputs.get(day, pl.DataFrame(schema=SIGNAL_SCHEMA))
+        rows = model_output_rows(signals, ctx.settings.fund.strategy, self.CODE_VERSION)
+        return StepOutput(day, {"model_outputs": rows}, None, signals)
+
+
+def signal_report(ctx: RunContext, steps: Sequence[StepOutput]) -> tuple[list[dict[str, object]], dict, int]:
+    """After a run: per agent coverage on the last session, rank IC to date, and eligible symbols then."""
+    last = steps[-1]
+    eligible = ctx.lake.read("trading_eligibility", [last.day])
+    n_eligible = int(eligible.get_column("eligible").sum()) if eligible.height else 0
+    return coverage_table(last.detail, n_eligible, last.day), ic_to_date(ctx.lake, last.day), n_eligible

@@ -1,0 +1,32 @@
+"""Building the :class:`~mqf_pipeline.stages.base.RunContext` of a run from its settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from mqf_pipeline.stages.base import KillSwitch, RunContext, StageLog
+from mqf_pipeline.storage.lake import Lake
+from mqf_pipeline.universe import universe_frame
+
+
+def run_context(
+    lake: Lake,
+    settings,
+    *,
+    kill_switch_path: Path | None = None,
+    log: StageLog | None = None,
+    now: dt.datetime | None = None,
+    run_id: str = "",
+) -> RunContext:
+    """The context every stage of one run shares: the universe is resolved once from ``settings``."""
+    return RunContext(
+        lake=lake,
+        settings=settings,
+        kill_switch=KillSwitch(kill_switch_path),
+        log=log or logging.getLogger("mqf_pipeline.stages"),
+        universe=universe_frame(settings),
+        now=now or dt.datetime.now(dt.UTC),
+        run_id=run_id,
+    )

@@ -1,0 +1,59 @@
+"""Every stage of the fund in pipeline order, and the lineage derived from their ``READS``/``WRITES``.
+
+This is the one place lineage is declared: an asset's dependencies are the assets writing the tables
+its stage reads (a table no stage writes yet, such as ``agent_weights`` before the learning loop, is
+read when present and adds no dependency).
+"""
+
+from __future__ import annotations
+
+from mqf_pipeline.stages.base import Stage
+from mqf_pipeline.stages.decisions import DecisionStage
+from mqf_pipeline.stages.execution import ExecutionStage
+from mqf_pipeline.stages.features import FeaturesStage
+from mqf_pipeline.stages.ingest import IngestStage, MacroStage
+from mqf_pipeline.stages.portfolio import PortfolioStage
+from mqf_pipeline.stages.quality import EligibilityStage, QualityStage
+from mqf_pipeline.stages.regimes import RegimeStage
+from mqf_pipeline.stages.signals import SignalStage
+
+STAGES: tuple[type[Stage], ...] = (
+    IngestStage,
+    MacroStage,
+    QualityStage,
+    EligibilityStage,
+    FeaturesStage,
+    RegimeStage,
+    SignalStage,
+    DecisionStage,
+    PortfolioStage,
+    ExecutionStage,
+)
+
+
+def writers() -> dict[str, type[Stage]]:
+    """Table -> the stage writing it (a table written by two stages is a configuration error)."""
+    out: dict[str, type[Stage]] = {}
+    for stage in STAGES:
+        for table in stage.WRITES:
+            if table in out:
+                raise ValueError(f"table {table} is written by both {out[table].NAME} and {stage.NAME}")
+            out[table] = stage
+    return out
+
+
+def written_tables() -> tuple[str, ...]:
+    """Every table some stage writes, in pipeline order (one partition per session each)."""
+    return tuple(writers())
+
+
+def asset_key(table: str) -> str:
+    """The asset key of the asset materializing ``table``."""
+    return writers()[table].asset_key(table)
+
+
+def upstream_assets(stage: type[Stage]) -> list[str]:
+    """Asset keys of the tables ``stage`` reads that other stages write (its own tables excluded)."""
+    table_writers = writers()
+    keys = [table_writers[t].asset_key(t) for t in stage.READS if t in table_writers and t not in stage.WRITES]
+    return list(dict.fromkeys(keys))
