@@ -206,12 +206,12 @@ def test_ml_trains_only_on_labels_before_refit(data: AgentData) -> None:
     assert rows.get_column("label_end").max() < refit
     features = agent.feature_names(data)
     assert set(features) >= {"ret_1", "mom_12_1", "book_to_price", "news_score"}
-    clean = agent.fit(design, refit, features)
+    clean = agent.train(design, refit, features)
     # poison every label that ends on or after the refit date: the fitted model must not change
     poisoned = design.with_columns(
         target=pl.when(pl.col("label_end") >= refit).then(pl.lit(agent.target_clip)).otherwise(pl.col("target"))
     )
-    dirty = agent.fit(poisoned, refit, features)
+    dirty = agent.train(poisoned, refit, features)
     assert clean is not None and dirty is not None
     probe = design.filter(pl.col("date") == CUT)
     np.testing.assert_array_equal(agent.predict(clean, probe), agent.predict(dirty, probe))
@@ -532,6 +532,6 @@ def test_ml_fit_skips_a_feature_with_no_information(data: AgentData) -> None:
     days = sorted(data.bars.get_column("date").unique().to_list())
     names = agent.feature_names(data)
     design = agent.design(data, days[-1]).with_columns(pl.lit(None, dtype=pl.Float64).alias(names[-1]))
-    fitted = agent.fit(design, days[-1], names)
+    fitted = agent.train(design, days[-1], names)
     assert fitted is not None
     assert names[-1] not in fitted.features and len(fitted.features) == len(names) - 1

@@ -221,8 +221,9 @@ class MLAgent:
             pl.col("date") >= start, pl.col("label_end") < refit_date, pl.col("target").is_not_null()
         ).sort("date", "symbol")
 
-    def fit(self, design: pl.DataFrame, refit_date: dt.date, features: Sequence[str]) -> FittedModel | None:
-        """The model for ``refit_date`` (None if fewer than ``min_train_rows`` rows)."""
+    def train(self, design: pl.DataFrame, refit_date: dt.date, features: Sequence[str]) -> FittedModel | None:
+        """The model for ``refit_date`` as a value (None if fewer than ``min_train_rows`` rows); the agent itself
+        keeps no fitted state."""
         rows = self.training_rows(design, refit_date)
         if rows.height < self.min_train_rows:
             return None
@@ -300,7 +301,7 @@ class MLAgent:
 
         def model_at(r: dt.date) -> FittedModel | None:
             if r not in models:
-                models[r] = self.fit(design, r, features)
+                models[r] = self.train(design, r, features)
             return models[r]
 
         frames = []
