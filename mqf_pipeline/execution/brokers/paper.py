@@ -15,7 +15,6 @@ IOC and FOK (bucket 0 only; FOK fills in full or not at all), the schedules of
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import os
 import sqlite3
@@ -29,6 +28,15 @@ import polars as pl
 
 from mqf_pipeline.execution import simulator as sim
 from mqf_pipeline.execution.brokers.base import AccountSnapshot, BrokerError, OrderRejectedError
+from mqf_pipeline.execution.brokers.paper_book import (
+    DDL,
+    OPEN_STATUSES,
+    broker_order_id,
+    fetch,
+    select_in,
+    to_broker_order,
+    update_order,
+)
 from mqf_pipeline.execution.orders import (
     QTY_DECIMALS,
     BrokerOrder,
@@ -42,52 +50,10 @@ from mqf_pipeline.execution.orders import (
 )
 from mqf_pipeline.execution.strategies import Strategy
 
+__all__ = ["MARKET_COLUMNS", "OPEN_STATUSES", "PaperBroker", "broker_order_id"]
+
 NEW_YORK = ZoneInfo("America/New_York")
 MARKET_COLUMNS = ("symbol", "open", "close", "volume", "spread_bps", "sigma", "adv")
-OPEN_STATUSES = (OrderStatus.SUBMITTED.value, OrderStatus.PARTIALLY_FILLED.value)
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS orders (
-    client_order_id TEXT PRIMARY KEY,
-    broker_order_id TEXT NOT NULL UNIQUE,
-    session TEXT NOT NULL,             -- the cycle's session; the order trades from the next one
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    qty REAL NOT NULL,
-    order_type TEXT NOT NULL,
-    time_in_force TEXT NOT NULL,
-    limit_price REAL,
-    stop_price REAL,
-    strategy TEXT NOT NULL,
-    limit_offset_bps REAL NOT NULL,
-    pov_rate REAL NOT NULL,
-    status TEXT NOT NULL,
-    filled_qty REAL NOT NULL DEFAULT 0,
-    filled_notional REAL NOT NULL DEFAULT 0,
-    reason TEXT
-);
-CREATE TABLE IF NOT EXISTS fills (
-    fill_id TEXT PRIMARY KEY,
-    client_order_id TEXT NOT NULL REFERENCES orders(client_order_id),
-    session TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    qty REAL NOT NULL,
-    price REAL NOT NULL,
-    mid REAL NOT NULL,
-    commission REAL NOT NULL,
-    timestamp TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settled (session TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS splits (session TEXT NOT NULL, symbol TEXT NOT NULL, ratio REAL NOT NULL,
-                                   PRIMARY KEY (session, symbol));
-CREATE TABLE IF NOT EXISTS submit_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    client_order_id TEXT NOT NULL,
-    outcome TEXT NOT NULL              -- accepted | duplicate | rejected
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 
 class PaperBroker:
@@ -104,7 +70,7 @@ class PaperBroker:
         self.seed = int(seed)
         self._con: sqlite3.Connection | None = None
         self._pid = -1
-        self._connection().executescript(_DDL)
+        self._connection().executescript(DDL)
         with self._tx() as con:
             con.execute("INSERT OR IGNORE INTO meta VALUES ('initial_cash', ?)", (repr(float(initial_cash)),))
         with self._tx() as con:
@@ -137,12 +103,12 @@ class PaperBroker:
     # ------------------------------------------------------------------ reads
     def get_orders(self, client_order_ids: Sequence[str]) -> dict[str, BrokerOrder]:
         with self._tx() as con:
-            rows = _select_in(con, "SELECT * FROM orders WHERE client_order_id IN ({})", client_order_ids)
-        return {r["client_order_id"]: _order(r) for r in rows}
+            rows = select_in(con, "SELECT * FROM orders WHERE client_order_id IN ({})", client_order_ids)
+        return {r["client_order_id"]: to_broker_order(r) for r in rows}
 
     def fills(self, client_order_ids: Sequence[str]) -> list[Fill]:
         with self._tx() as con:
-            rows = _select_in(
+            rows = select_in(
                 con, "SELECT * FROM fills WHERE client_order_id IN ({}) ORDER BY timestamp, fill_id", client_order_ids
             )
         return [
@@ -206,7 +172,7 @@ class PaperBroker:
         One transaction: two processes submitting the same id cannot both insert it."""
         cid = order.client_order_id
         with self._tx() as con:
-            existing = _fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (cid,))
+            existing = fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (cid,))
             if existing:
                 outcome, reason = "duplicate", None
             else:
@@ -235,17 +201,17 @@ class PaperBroker:
                         OrderStatus.SUBMITTED.value,
                     ),
                 )
-                existing = _fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (cid,))
+                existing = fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (cid,))
         if reason:
             raise OrderRejectedError(f"paper broker refused {order.side.value} {order.qty} {order.symbol}: {reason}")
-        return _order(existing[0])
+        return to_broker_order(existing[0])
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
         with self._tx() as con:
-            rows = _fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
+            rows = fetch(con, "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,))
             if not rows:
                 raise BrokerError(f"paper broker: no order {client_order_id}")
-            order = _order(rows[0])
+            order = to_broker_order(rows[0])
             if order.status.terminal:
                 return order
             new = order.with_status(OrderStatus.CANCELLED, reject_reason="CANCELLED_BY_CLIENT")
@@ -272,7 +238,7 @@ class PaperBroker:
             later = con.execute("SELECT MAX(session) FROM settled").fetchone()[0]
             if later and later > key:
                 raise BrokerError(f"paper broker: cannot settle {session}, sessions through {later} already traded")
-            rows = _fetch(
+            rows = fetch(
                 con,
                 f"SELECT * FROM orders WHERE session < ? AND status IN ({','.join('?' * len(OPEN_STATUSES))}) "
                 "ORDER BY client_order_id",
@@ -292,7 +258,7 @@ class PaperBroker:
         tradable = [r for r in rows if r["symbol"] in quotes and _quote_ok(quotes[r["symbol"]])]
         for r in rows:
             if r not in tradable and r["time_in_force"] != TimeInForce.GTC.value:
-                _update(con, r, OrderStatus.CANCELLED, "NO_BAR")  # a DAY order without a bar expires
+                update_order(con, r, OrderStatus.CANCELLED, "NO_BAR")  # a DAY order without a bar expires
         if not tradable:
             return 0
         q = [quotes[r["symbol"]] for r in tradable]
@@ -354,18 +320,12 @@ class PaperBroker:
             reason = res.cancel_reason[i]
             gtc = r["time_in_force"] == TimeInForce.GTC.value and reason is None
             if done:
-                _update(con, booked, OrderStatus.FILLED, None)
+                update_order(con, booked, OrderStatus.FILLED, None)
             elif gtc:
-                _update(con, booked, OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED, None)
+                update_order(con, booked, OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED, None)
             else:
-                _update(con, booked, OrderStatus.CANCELLED, reason or "EXPIRED")
+                update_order(con, booked, OrderStatus.CANCELLED, reason or "EXPIRED")
         return n_fills
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-def broker_order_id(client_order_id: str) -> str:
-    """The paper broker's own id: deterministic, so a fresh rerun reproduces every stored row."""
-    return "paper-" + hashlib.sha256(client_order_id.encode()).hexdigest()[:20]
 
 
 def _refusal(con: sqlite3.Connection, order: OrderRequest, session: dt.date) -> str | None:
@@ -392,46 +352,3 @@ def _strategy(row: dict) -> Strategy:
 def _quote_ok(q: dict) -> bool:
     vals = [q["open"], q["close"], q["sigma"], q["spread_bps"], q["volume"], q["adv"]]
     return all(v is not None and np.isfinite(v) for v in vals) and q["open"] > 0 and q["adv"] > 0 and q["volume"] > 0
-
-
-def _update(con: sqlite3.Connection, row: dict, status: OrderStatus, reason: str | None) -> None:
-    _order(row).with_status(status)  # validates the transition
-    con.execute(
-        "UPDATE orders SET status = ?, filled_qty = ?, filled_notional = ?, reason = ? WHERE client_order_id = ?",
-        (status.value, row["filled_qty"], row["filled_notional"], reason, row["client_order_id"]),
-    )
-
-
-def _fetch(con: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[dict]:
-    """Rows as dicts keyed by the cursor's column names."""
-    cur = con.execute(sql, params)
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-
-def _select_in(con: sqlite3.Connection, sql: str, ids: Sequence[str]) -> list[dict]:
-    out: list[dict] = []
-    ids = list(ids)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        out += _fetch(con, sql.format(",".join("?" * len(chunk))), chunk)
-    return out
-
-
-def _order(r: dict) -> BrokerOrder:
-    filled = float(r["filled_qty"])
-    return BrokerOrder(
-        client_order_id=r["client_order_id"],
-        broker_order_id=r["broker_order_id"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        qty=float(r["qty"]),
-        order_type=OrderType(r["order_type"]),
-        time_in_force=TimeInForce(r["time_in_force"]),
-        status=OrderStatus(r["status"]),
-        filled_qty=filled,
-        filled_avg_price=float(r["filled_notional"]) / filled if filled > 0 else None,
-        limit_price=r["limit_price"],
-        stop_price=r["stop_price"],
-        reject_reason=r["reason"],
-    )
