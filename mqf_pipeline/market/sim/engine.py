@@ -15,10 +15,10 @@ from reported accounts, news tone).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from mqf_pipeline.market.sim.engine_state import Block, BlockDraws, EngineState, PlantedAlpha, SessionReturns
 from mqf_pipeline.market.sim.fundamentals import QuarterReport, close_quarter
 from mqf_pipeline.market.sim.params import REGIMES, SESSIONS_PER_YEAR, STYLE_FACTORS, SimulatorParams
 from mqf_pipeline.market.sim.rng import BLOCK, Stream, generator, unit_t
@@ -57,99 +57,6 @@ def rank_score(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     ranks[np.argsort(x[idx], kind="stable")] = np.arange(m)
     out[idx] = np.sqrt(12.0) * ((ranks + 0.5) / m - 0.5)
     return out
-
-
-@dataclass
-class Block:
-    """Stored output of up to BLOCK sessions starting at session ``start``."""
-
-    start: int
-    length: int
-    regime: np.ndarray  # (B,) int8
-    market_return: np.ndarray  # (B,) decimal
-    market_vol: np.ndarray  # (B,) conditional market-factor vol, annualised
-    factor_returns: np.ndarray  # (B, n_style) decimal
-    sector_returns: np.ndarray  # (B, n_sectors) decimal
-    vix: np.ndarray  # (B,) index points
-    short_rate: np.ndarray  # (B,) decimal annual
-    ret: np.ndarray  # (B, n) total return
-    close: np.ndarray  # (B, n) raw close USD
-    adj: np.ndarray  # (B, n) total-return level
-    sigma: np.ndarray  # (B, n) conditional total daily vol (f32)
-    sigma_idio: np.ndarray  # (B, n) conditional idiosyncratic daily vol (f32)
-    tone: np.ndarray  # (B, n) news tone, 0 without news (f32)
-    news: np.ndarray  # (B, n) bool
-    alpha: np.ndarray  # (3, B, n) f32: momentum, value, news components for the NEXT session
-    momentum: np.ndarray  # (B, n) f32 12-1 log return at the close (nan when unavailable)
-    book_to_price: np.ndarray  # (B, n) f32 reported book / market cap at the close (nan before a report)
-    splits: list[tuple[int, int, float, float]] = field(default_factory=list)  # t, i, ratio, shares after
-    dividends: list[tuple[int, int, float]] = field(default_factory=list)  # t, i, cash per share
-
-
-@dataclass
-class _State:
-    """Everything the next session depends on (the path is continued from here)."""
-
-    regime: int
-    gm: float
-    gi: np.ndarray
-    close: np.ndarray
-    adj: np.ndarray
-    shares: np.ndarray
-    ring: np.ndarray
-    alpha_next: np.ndarray
-    pending_split: np.ndarray
-    dps: np.ndarray
-    div_quarter: np.ndarray
-    book: np.ndarray
-    known_book: np.ndarray
-    has_report: np.ndarray
-    pending_book: np.ndarray
-    pending_session: np.ndarray
-    quarter: int
-    vix_noise: float
-    rate: float
-
-
-@dataclass(frozen=True)
-class _BlockDraws:
-    """The random numbers of one block (BLOCK rows each), drawn before its sessions are simulated."""
-
-    u_reg: np.ndarray  # (BLOCK,) uniforms: regime transitions
-    zm: np.ndarray  # (BLOCK,) unit-t: market
-    zf: np.ndarray  # (BLOCK, n_style) unit-t: style factors
-    zs: np.ndarray  # (BLOCK, n_sectors) unit-t: sectors
-    zi: np.ndarray  # (BLOCK, n) unit-t: idiosyncratic
-    u_news: np.ndarray  # (BLOCK, n) uniforms: news arrivals
-    z_tone: np.ndarray  # (BLOCK, n) normals: news tone
-    z_macro: np.ndarray  # (BLOCK, 2) normals: VIX noise, short rate
-
-
-@dataclass(frozen=True)
-class _Returns:
-    """One session's returns: ``hm`` conditional market variance (daily), ``rm`` market return,
-    ``f``/``sec`` style/sector factor returns, ``sd_idio``/``sig_xs`` idiosyncratic and residual daily
-    vols, ``news``/``tone`` news arrivals and tone, ``r`` the stocks' total returns (decimal)."""
-
-    hm: float
-    rm: float
-    f: np.ndarray
-    sec: np.ndarray
-    sd_idio: np.ndarray
-    sig_xs: np.ndarray
-    news: np.ndarray
-    tone: np.ndarray
-    r: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Alpha:
-    """The planted alpha components for the next session and the book-to-price they used."""
-
-    momentum: np.ndarray
-    value: np.ndarray
-    news: np.ndarray
-    book_to_price: np.ndarray
 
 
 class Engine:
@@ -205,11 +112,11 @@ class Engine:
             (u.beta_market * p.regime_scaling_reference) ** 2 / year + self.static_var + self.idio_var
         )
 
-    def _initial_state(self) -> _State:
+    def _initial_state(self) -> EngineState:
         u, n = self.u, self.u.n
         z = generator(self.p.seed, Stream.FUNDAMENTALS, 0).standard_normal(n)
         book = u.market_cap0 * u.book_to_price_target * np.exp(0.1 * z)
-        return _State(
+        return EngineState(
             regime=REGIMES.index(self.p.initial_regime),
             gm=1.0,
             gi=np.ones(n),
@@ -270,7 +177,7 @@ class Engine:
             self._simulate_session(start + k, k, draws, blk)
         return blk
 
-    def _block_draws(self, b: int) -> _BlockDraws:
+    def _block_draws(self, b: int) -> BlockDraws:
         """All random numbers of block ``b``, full BLOCK length whatever the block's length (so a
         block's draws never depend on the horizon): one generator per stream and block."""
         p, u = self.p, self.u
@@ -285,7 +192,7 @@ class Engine:
         u_news = g_news.random((BLOCK, n))
         z_tone = g_news.standard_normal((BLOCK, n))
         z_macro = generator(p.seed, Stream.MACRO, b).standard_normal((BLOCK, 2))
-        return _BlockDraws(u_reg, zm, zf, zs, zi, u_news, z_tone, z_macro)
+        return BlockDraws(u_reg, zm, zf, zs, zi, u_news, z_tone, z_macro)
 
     def _empty_block(self, start: int, length: int) -> Block:
         """A Block of ``length`` zero (nan for momentum and book-to-price) rows from session ``start``."""
@@ -313,7 +220,7 @@ class Engine:
             book_to_price=np.full((length, n), np.nan, dtype=np.float32),
         )
 
-    def _simulate_session(self, t: int, k: int, draws: _BlockDraws, blk: Block) -> None:
+    def _simulate_session(self, t: int, k: int, draws: BlockDraws, blk: Block) -> None:
         """Session ``t`` (row ``k`` of ``blk``): regime, returns, corporate actions and prices,
         variance multipliers, accounts, planted alpha, splits, macro; then the block's row."""
         s = self._state
@@ -342,7 +249,7 @@ class Engine:
         vix = self._macro(reg, draws.z_macro[k])
         self._record(blk, k, reg, ret, vix, alpha)
 
-    def _returns(self, reg: int, k: int, draws: _BlockDraws) -> _Returns:
+    def _returns(self, reg: int, k: int, draws: BlockDraws) -> SessionReturns:
         """The market, factor, sector and stock returns of row ``k`` in regime ``reg``."""
         p, u, s = self.p, self.u, self._state
         fs, is2 = self.fscale[reg], self.iscale[reg] ** 2
@@ -364,7 +271,7 @@ class Engine:
             + p.news_jump * tone * sig_xs
         )
         r = np.maximum(r, -0.9)
-        return _Returns(hm=hm, rm=rm, f=f, sec=sec, sd_idio=sd_idio, sig_xs=sig_xs, news=news, tone=tone, r=r)
+        return SessionReturns(hm=hm, rm=rm, f=f, sec=sec, sd_idio=sd_idio, sig_xs=sig_xs, news=news, tone=tone, r=r)
 
     def _corporate_actions_and_prices(self, t: int, r: np.ndarray, blk: Block) -> None:
         """Corporate actions with ex-date ``t`` (splits, dividends), then the close and adjusted level."""
@@ -395,7 +302,7 @@ class Engine:
             s.known_book = np.where(released, s.pending_book, s.known_book)
             s.has_report = s.has_report | released
 
-    def _planted_alpha(self, t: int, k: int, reg: int, tone: np.ndarray, blk: Block) -> _Alpha:
+    def _planted_alpha(self, t: int, k: int, reg: int, tone: np.ndarray, blk: Block) -> PlantedAlpha:
         """The planted alpha for t+1 from information at the close of ``t`` (momentum 12-1, reported
         book-to-price, news tone); sets the state's ``alpha_next`` and the block's momentum row."""
         p, s, n = self.p, self._state, self.u.n
@@ -416,7 +323,7 @@ class Engine:
         a_val = p.ic_value * z_bp * sig_next
         a_news = self.k_news * tone * sig_next
         s.alpha_next = a_mom + a_val + a_news
-        return _Alpha(momentum=a_mom, value=a_val, news=a_news, book_to_price=bp)
+        return PlantedAlpha(momentum=a_mom, value=a_val, news=a_news, book_to_price=bp)
 
     def _macro(self, reg: int, z_macro: np.ndarray) -> float:
         """Macro at the close: advances the VIX noise and the CIR short rate; returns the raw VIX (points)."""
@@ -431,7 +338,7 @@ class Engine:
         s.rate = min(max(s.rate, 0.0), 0.08)
         return vix
 
-    def _record(self, blk: Block, k: int, reg: int, ret: _Returns, vix: float, alpha: _Alpha) -> None:
+    def _record(self, blk: Block, k: int, reg: int, ret: SessionReturns, vix: float, alpha: PlantedAlpha) -> None:
         """Row ``k`` of the block."""
         s, u = self._state, self.u
         sqrt_year = np.sqrt(SESSIONS_PER_YEAR)
