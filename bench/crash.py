@@ -111,10 +111,10 @@ def worker(lake_root: str, broker_dir: str, day: str, die_after_submits: int = 0
     from mqf_pipeline.config import load_settings
     from mqf_pipeline.execution.brokers.paper import PaperBroker
     from mqf_pipeline.execution.orders import BrokerOrder, OrderRequest
-    from mqf_pipeline.execution.policy import cost_params
     from mqf_pipeline.stages.base import materialize
     from mqf_pipeline.stages.context import run_context
     from mqf_pipeline.stages.execution import ExecutionStage
+    from mqf_pipeline.stages.params import cost_params
     from mqf_pipeline.storage.lake import Lake
 
     class DyingBroker(PaperBroker):

@@ -24,8 +24,8 @@ import dagster as dg  # noqa: E402
 
 from bench.common import report  # noqa: E402
 from mqf_pipeline import calendar  # noqa: E402
-from mqf_pipeline.market.factory import build_router  # noqa: E402
 from mqf_pipeline.market.providers.base import BarsRequest  # noqa: E402
+from mqf_pipeline.stages.providers import build_router  # noqa: E402
 from mqf_pipeline.storage.catalog import refresh_catalog  # noqa: E402
 from mqf_pipeline.storage.lake import Lake  # noqa: E402
 from tests.deployment import run_market_data, settings_for, write_configs  # noqa: E402

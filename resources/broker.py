@@ -12,7 +12,7 @@ from mqf_pipeline.config import Mode
 from mqf_pipeline.execution.brokers.base import Broker
 from mqf_pipeline.execution.brokers.paper import PaperBroker
 from mqf_pipeline.execution.live_guard import check_trading_allowed
-from mqf_pipeline.execution.policy import cost_params
+from mqf_pipeline.stages.params import cost_params
 from resources.settings import SettingsResource
 
 

@@ -3,9 +3,9 @@
 import dagster as dg
 from pydantic import PrivateAttr
 
-from mqf_pipeline.market.factory import build_router
 from mqf_pipeline.market.metrics_store import load_provider_metrics
 from mqf_pipeline.market.router import DataRouter
+from mqf_pipeline.stages.providers import build_router
 from mqf_pipeline.storage.lake import Lake
 from resources.settings import SettingsResource
 

@@ -42,9 +42,12 @@ def settings_for(config_dir: Path) -> Settings:
 
 
 def definitions_for(config_dir: Path) -> dg.Definitions:
-    from mqf_pipeline.definitions import ASSETS, JOBS, build_resources
+    """The code location of a test deployment: partitions from its own settings, its own resources."""
+    from assets.partitions import trading_day_partitions
+    from mqf_pipeline.definitions import JOBS, build_assets, build_resources
 
-    return dg.Definitions(assets=ASSETS, jobs=JOBS, resources=build_resources(str(config_dir)))
+    partitions = trading_day_partitions(load_settings(config_dir).fund.calendar.partitions_start)
+    return dg.Definitions(assets=build_assets(partitions), jobs=JOBS, resources=build_resources(str(config_dir)))
 
 
 def run_market_data(

@@ -59,7 +59,7 @@ def test_book_within_limits(deployment):
     config_dir, _, _, lake = deployment
     cfg = settings_for(config_dir).risk
     decisions = lake.read("decisions")
-    assert decisions["position_size"].is_between(0.0, cfg.meta_brain.max_position + 1e-12).all()  # shorts off
+    assert decisions["position_size"].is_between(0.0, cfg.limits.single_name + 1e-12).all()  # shorts off
     gross = decisions.group_by("date").agg(pl.col("position_size").abs().sum())["position_size"]
     assert (gross <= cfg.limits.max_gross_leverage + 1e-12).all()
     state = lake.read("risk_state")

@@ -153,6 +153,19 @@ def test_domain_imports_no_orchestration_layer():
     assert offenders == []
 
 
+def test_only_the_stage_layer_reads_settings():
+    """Settings stop at the stage boundary: the domain's pure code takes parameter objects, so only
+    mqf_pipeline/config/ itself and mqf_pipeline/stages/ import mqf_pipeline.config."""
+    offenders = sorted(
+        f"{name} imports {imp}"
+        for name, path in _domain_modules().items()
+        for imp in _imported(path)
+        if (imp == "mqf_pipeline.config" or imp.startswith("mqf_pipeline.config."))
+        and not name.startswith(("mqf_pipeline.config", "mqf_pipeline.stages"))
+    )
+    assert offenders == []
+
+
 def test_no_import_cycle_inside_the_domain():
     """The module import graph of mqf_pipeline/ (imports anywhere in a file, function-level ones too) is acyclic."""
     modules = _domain_modules()

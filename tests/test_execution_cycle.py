@@ -13,7 +13,6 @@ from bench.crash import build_lake, crash_test
 from mqf_pipeline import calendar, kill_switch
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution.brokers.paper import PaperBroker
-from mqf_pipeline.execution.policy import cost_params
 from mqf_pipeline.stages.base import StepOutput, run_stage
 from mqf_pipeline.stages.context import run_context
 from mqf_pipeline.stages.execution import (
@@ -23,6 +22,7 @@ from mqf_pipeline.stages.execution import (
     load_carried,
     load_inputs,
 )
+from mqf_pipeline.stages.params import cost_params
 from mqf_pipeline.storage.lake import Lake
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,35 +11,37 @@ from bench.crash import build_lake
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution.brokers.base import LiveTradingRefusedError
 from mqf_pipeline.execution.brokers.paper import PaperBroker
-from mqf_pipeline.execution.policy import OrderState, choose, cost_params
+from mqf_pipeline.execution.policy import OrderState, choose
 from mqf_pipeline.execution.strategies import Strategy
 from mqf_pipeline.stages.base import run_stage
 from mqf_pipeline.stages.context import run_context
 from mqf_pipeline.stages.execution import ExecutionStage
+from mqf_pipeline.stages.params import cost_params, policy_params
 from mqf_pipeline.storage.lake import Lake
 from resources import BrokerResource, SettingsResource
 from tests.deployment import write_configs
 
 SETTINGS = load_settings(Path(__file__).resolve().parents[1] / "configs")
 CFG = SETTINGS.execution
+POLICY = policy_params(SETTINGS)
 
 
 def test_default_schedule_without_fallback() -> None:
-    c = choose(OrderState(size_adv=0.01, sigma=0.02, spread_bps=5.0), CFG, kill_switch=False)
+    c = choose(OrderState(size_adv=0.01, sigma=0.02, spread_bps=5.0), POLICY, kill_switch=False)
     assert c.action is Strategy.VWAP and not c.used_fallback and c.fallback_reason is None
     # VWAP: half spread + Y sigma sqrt(Q/ADV) = 2.5 + 1e4 * 0.7 * 0.02 * 0.1 = 16.5 bps (1e-9)
     assert abs(c.expected_cost_bps - 16.5) < 1e-9
 
 
 def test_kill_switch_falls_back_to_market_and_large_market_becomes_twap() -> None:
-    small = choose(OrderState(size_adv=0.01, sigma=0.02, spread_bps=5.0), CFG, kill_switch=True)
+    small = choose(OrderState(size_adv=0.01, sigma=0.02, spread_bps=5.0), POLICY, kill_switch=True)
     assert small.action is Strategy.MARKET and small.fallback_reason == "SLIPPAGE_SPIKE"
-    large = choose(OrderState(size_adv=0.30, sigma=0.001, spread_bps=1.0), CFG, kill_switch=True)
+    large = choose(OrderState(size_adv=0.30, sigma=0.001, spread_bps=1.0), POLICY, kill_switch=True)
     assert large.action is Strategy.TWAP and large.fallback_reason == "SLIPPAGE_SPIKE,SIZE_ADV"
 
 
 def test_expensive_action_becomes_limit() -> None:
-    c = choose(OrderState(size_adv=0.2, sigma=0.05, spread_bps=20.0), CFG, kill_switch=False)
+    c = choose(OrderState(size_adv=0.2, sigma=0.05, spread_bps=20.0), POLICY, kill_switch=False)
     assert c.action is Strategy.LIMIT and c.fallback_reason == "EXPECTED_COST" and c.used_fallback
 
 

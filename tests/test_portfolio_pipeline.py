@@ -33,7 +33,8 @@ def deployment(tmp_path_factory):
 def test_targets_respect_the_constraints(deployment):
     """Every stored target book: gross <= 1, long <= 0.6, single name <= 0.10, sector <= 0.15 (1e-7)."""
     config_dir, _, _, lake = deployment
-    cfg = settings_for(config_dir).portfolio
+    settings = settings_for(config_dir)
+    cfg, risk = settings.portfolio, settings.risk
     targets = lake.read("portfolio_targets")
     results = lake.read("optimization_results")
     assert targets.height and results.height == len(SESSIONS)
@@ -41,8 +42,8 @@ def test_targets_respect_the_constraints(deployment):
     optimal = results.filter(pl.col("optimizer_status") == "optimal")["date"]
     books = targets.filter(pl.col("date").is_in(optimal.implode()))
     per_day = books.group_by("date").agg(gross=pl.col("target_weight").abs().sum(), top=pl.col("target_weight").max())
-    assert (per_day["gross"] <= min(cfg.gross, cfg.long) + 1e-7).all()
-    assert (per_day["top"] <= cfg.single_name + 1e-7).all()
+    assert (per_day["gross"] <= min(risk.limits.max_gross_leverage, cfg.long) + 1e-7).all()
+    assert (per_day["top"] <= risk.limits.single_name + 1e-7).all()
     constraints = lake.read("portfolio_constraints")
     assert {"gross", "turnover", "sector"} <= set(constraints["constraint_type"].unique())
     assert constraints["utilization_pct"].is_not_null().all()
@@ -83,7 +84,7 @@ EXECUTION_TABLES = ("orders", "execution_decisions", "execution_outcomes", "exec
 def test_execution_books_fills_into_positions_that_match_the_broker(deployment):
     """Every session has its account; each session's positions equal the paper broker's sum of fills then."""
     from mqf_pipeline.execution.brokers.paper import PaperBroker
-    from mqf_pipeline.execution.policy import cost_params
+    from mqf_pipeline.stages.params import cost_params
 
     config_dir, _, result, lake = deployment
     cfg = settings_for(config_dir)

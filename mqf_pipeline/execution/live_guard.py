@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from mqf_pipeline.config import Mode
 from mqf_pipeline.execution.brokers.alpaca import KEY_ENV, SECRET_ENV
 from mqf_pipeline.execution.brokers.base import LiveTradingRefusedError
+from mqf_pipeline.modes import Mode
 
 LIVE_CONFIRM_ENV = "MQF_LIVE_TRADING_CONFIRM"
 LIVE_CONFIRM_VALUE = "I-UNDERSTAND-THIS-TRADES-REAL-MONEY"

@@ -11,9 +11,8 @@ broker's simulator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mqf_pipeline.config import ExecutionSettings
 from mqf_pipeline.execution import simulator as sim
 from mqf_pipeline.execution.strategies import Strategy
 
@@ -39,30 +38,30 @@ class Choice:
     fallback_reason: str | None
 
 
-def cost_params(settings: ExecutionSettings) -> sim.CostParams:
-    """The simulator's cost model from configs/execution.yaml."""
-    return sim.CostParams(
-        impact_coef=settings.impact_coef,
-        commission_per_share=settings.commission_per_share,
-        max_participation=settings.max_participation,
-        limit_max_participation=settings.limit_max_participation,
-        price_away_cancel=settings.price_away_cancel,
-        volume_anomaly_ratio=settings.volume_anomaly_ratio,
-    )
+@dataclass(frozen=True)
+class PolicyParams:
+    """The rule-based policy's knobs (configs/execution.yaml): the ``default_strategy``, the size/ADV above
+    which a MARKET order becomes TWAP, the expected cost (bps) above which an order becomes LIMIT, and the
+    cost model the expected cost comes from."""
+
+    default_strategy: Strategy = Strategy.VWAP
+    twap_above_size_adv: float = 0.25
+    max_estimated_slippage_bps: float = 50.0
+    cost: sim.CostParams = field(default_factory=sim.CostParams)
 
 
-def choose(state: OrderState, settings: ExecutionSettings, *, kill_switch: bool) -> Choice:
+def choose(state: OrderState, policy: PolicyParams, *, kill_switch: bool) -> Choice:
     """The schedule for one order and why (fallback reasons: SLIPPAGE_SPIKE, SIZE_ADV, EXPECTED_COST)."""
-    params = cost_params(settings)
-    action, reasons = Strategy(settings.default_strategy), []
+    params = policy.cost
+    action, reasons = Strategy(policy.default_strategy), []
     if kill_switch:
         action = Strategy.MARKET
         reasons.append("SLIPPAGE_SPIKE")
-    if state.size_adv > settings.twap_above_size_adv and action is Strategy.MARKET:
+    if state.size_adv > policy.twap_above_size_adv and action is Strategy.MARKET:
         action = Strategy.TWAP
         reasons.append("SIZE_ADV")
     expected = _expected(action, state, params)
-    if expected is not None and expected > settings.max_estimated_slippage_bps:
+    if expected is not None and expected > policy.max_estimated_slippage_bps:
         action = Strategy.LIMIT
         reasons.append("EXPECTED_COST")
         expected = _expected(action, state, params)

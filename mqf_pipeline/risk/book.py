@@ -17,11 +17,30 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from mqf_pipeline.config import RiskSettings
 from mqf_pipeline.risk import evt, stress, var
 from mqf_pipeline.risk import limits as lim
 
 SESSIONS_PER_YEAR = 252
+
+
+@dataclass(frozen=True)
+class RiskParams:
+    """How a book's risk is measured and limited: VaR/CVaR ``level`` and the hybrid VaR's historical share
+    ``hist_weight``, the GPD threshold quantile, the sessions behind the ex-ante volatility, and the seed 000
+    section 7.4 limits (:data:`limits.DEFAULT_LIMITS` with the configured values)."""
+
+    level: float = 0.95
+    hist_weight: float = 0.6
+    evt_threshold_quantile: float = 0.90
+    vol_window_sessions: int = 63
+    limits: tuple[lim.Limit, ...] = lim.DEFAULT_LIMITS
+
+    def limit(self, name: str) -> float:
+        """The value of limit ``name`` (a KeyError names an unknown limit)."""
+        for item in self.limits:
+            if item.name == name:
+                return item.value
+        raise KeyError(f"unknown limit {name!r}; known: {[item.name for item in self.limits]}")
 
 
 @dataclass(frozen=True)
@@ -99,10 +118,10 @@ def returns_window(wide: pl.DataFrame, day_index: int, length: int) -> ReturnsWi
     return ReturnsWindow(tuple(block.columns), values, market)
 
 
-def cvar_function(window: ReturnsWindow, symbols: Sequence[str], settings: RiskSettings):
+def cvar_function(window: ReturnsWindow, symbols: Sequence[str], params: RiskParams):
     """``weights (N,) -> (CVaR, components (N,))`` over ``symbols``: the meta-brain's CVaR oracle."""
     matrix = window.columns(symbols)
-    level, q = settings.var.level, settings.var.evt_threshold_quantile
+    level, q = params.level, params.evt_threshold_quantile
 
     def cvar_fn(weights: np.ndarray) -> tuple[float, np.ndarray]:
         held = np.flatnonzero(weights)
@@ -117,7 +136,7 @@ def cvar_function(window: ReturnsWindow, symbols: Sequence[str], settings: RiskS
 
 
 def book_risk(
-    book: Mapping[str, float], window: ReturnsWindow, sectors: Mapping[str, str], settings: RiskSettings
+    book: Mapping[str, float], window: ReturnsWindow, sectors: Mapping[str, str], params: RiskParams
 ) -> BookRisk:
     """VaR (historical, parametric, hybrid), EVT CVaR with Euler contributions, vol, correlation, stress."""
     names = sorted(s for s, w in book.items() if w != 0.0)
@@ -139,7 +158,7 @@ def book_risk(
         return BookRisk(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None, 0.0, {}, _no_stress(), empty_contrib)
     R = window.columns(names)
     p = R @ w
-    cfg = settings.var
+    cfg = params
     vol_rows = R[-cfg.vol_window_sessions :]
     vols = vol_rows.std(axis=0, ddof=1) * math.sqrt(SESSIONS_PER_YEAR) if vol_rows.shape[0] > 1 else np.zeros(len(w))
     cvar_evt, comps = evt.scaled_component_cvar(w, R, level=cfg.level, threshold_quantile=cfg.evt_threshold_quantile)
@@ -169,14 +188,14 @@ def book_risk(
         cvar_historical=float(var.historical_cvar(p, cfg.level)),
         vol_ann=float(np.std(vol_rows @ w, ddof=1) * math.sqrt(SESSIONS_PER_YEAR)) if vol_rows.shape[0] > 1 else 0.0,
         avg_correlation=float(lim.average_correlation(vol_rows, w)) if len(w) > 1 else None,
-        correlation_shock_vol_ann=float(lim.correlation_shock_vol(w, vols, rho=settings.limits.correlation_shock)),
+        correlation_shock_vol_ann=float(lim.correlation_shock_vol(w, vols, rho=params.limit("correlation_shock"))),
         sector_exposure=exposures,
         stress=table,
         contributions=contributions,
     )
 
 
-def limit_checks(risk: BookRisk, drawdown: float, settings: RiskSettings) -> list[dict[str, object]]:
+def limit_checks(risk: BookRisk, drawdown: float, params: RiskParams) -> list[dict[str, object]]:
     """Seed 000 section 7.4 limits (values from configs/risk.yaml) on a book: name, value, limit, breached,
     action, scale."""
     _, max_sector = risk.max_sector
@@ -190,8 +209,7 @@ def limit_checks(risk: BookRisk, drawdown: float, settings: RiskSettings) -> lis
         "sector_exposure": max_sector,
         "correlation_shock": risk.avg_correlation or 0.0,
     }
-    table = lim.with_values(settings.limits.model_dump())
-    return [dataclasses.asdict(c) for c in lim.check_limits(metrics, table)]
+    return [dataclasses.asdict(c) for c in lim.check_limits(metrics, params.limits)]
 
 
 def _no_stress() -> pl.DataFrame:

@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from mqf_pipeline.stages.base import KillSwitch, RunContext, StageLog
+from mqf_pipeline.stages.universe import universe_frame
 from mqf_pipeline.storage.lake import Lake
-from mqf_pipeline.universe import universe_frame
 
 
 def run_context(

@@ -12,7 +12,7 @@ from mqf_pipeline.decisions import audit
 from mqf_pipeline.decisions import meta_brain as mb
 from mqf_pipeline.governance.phases import Gate
 from mqf_pipeline.risk import breakers
-from mqf_pipeline.risk.book import BookRisk, ReturnsWindow, cvar_function
+from mqf_pipeline.risk.book import BookRisk, ReturnsWindow, RiskParams, cvar_function
 from mqf_pipeline.stages.decision_inputs import CycleInputs
 
 
@@ -25,7 +25,7 @@ def meta_brain_decisions(
     inputs: CycleInputs,
     window: ReturnsWindow,
     params: mb.MetaBrainParams,
-    risk_cfg,
+    risk: RiskParams,
     *,
     sizing: float,
     block_reason: str | None,
@@ -54,7 +54,7 @@ def meta_brain_decisions(
         ens,
         params,
         symbols=symbols,
-        cvar_fn=cvar_function(window, symbols, risk_cfg),
+        cvar_fn=cvar_function(window, symbols, risk),
         current=book,
         eligible=eligible,
         override_reasons=reasons,

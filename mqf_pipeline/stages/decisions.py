@@ -43,7 +43,7 @@ from mqf_pipeline.stages.base import (
 )
 from mqf_pipeline.stages.decision_inputs import CycleInputs, load_inputs
 from mqf_pipeline.stages.decision_rows import audit_and_decision_rows, meta_brain_decisions, risk_state_row
-from mqf_pipeline.stages.params import breaker_params, meta_brain_params
+from mqf_pipeline.stages.params import breaker_params, meta_brain_params, risk_params
 from mqf_pipeline.stages.risk_validation import validate_limits
 from mqf_pipeline.storage.lake import Lake
 
@@ -120,7 +120,7 @@ def mark_and_step_breaker(
     peak = max(carried.peak_nav, nav)
     drawdown = 1.0 - nav / peak if peak > 0 else 0.0
     bparams = breaker_params(settings)
-    held = book_risk(carried.book, window, inputs.sectors, settings.risk)
+    held = book_risk(carried.book, window, inputs.sectors, risk_params(settings))
     obs = breakers.RiskObservation(var=held.var_hybrid or 0.0, vol_ann=held.vol_ann or 0.0, drawdown=drawdown)
     state = breakers.step(carried.breaker, obs, bparams)
     regime_row = inputs.regimes.filter(pl.col("date") == day)
@@ -186,7 +186,7 @@ def decide_and_validate(
         inputs,
         window,
         meta_brain_params(settings),
-        settings.risk,
+        risk_params(settings),
         sizing=m.sizing,
         block_reason=m.block_reason,
         kill_switch=kill,
@@ -197,7 +197,7 @@ def decide_and_validate(
         window,
         inputs.sectors,
         m.drawdown,
-        settings.risk,
+        risk_params(settings),
         max_drawdown=settings.risk.limits.max_drawdown,
         min_trade=settings.risk.meta_brain.min_trade,
     )
@@ -253,7 +253,7 @@ class DecisionStage(Stage):
             book = dict(carried.book)
             decided = pl.DataFrame()
             final_risk = m.held
-            checks = limit_checks(m.held, m.drawdown, settings.risk)
+            checks = limit_checks(m.held, m.drawdown, risk_params(settings))
 
         # 6. gates 3-4, audit and decision rows, the risk state
         gates.append(governance.risk_gate(checks))

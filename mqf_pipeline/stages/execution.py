@@ -41,6 +41,7 @@ from mqf_pipeline.stages.execution_inputs import (
 )
 from mqf_pipeline.stages.execution_orders import frame, plan_orders, submit_orders
 from mqf_pipeline.stages.execution_outcomes import outcome_rows
+from mqf_pipeline.stages.params import policy_params
 
 CODE_VERSION = "execution-1"
 logger = logging.getLogger(__name__)
@@ -156,7 +157,8 @@ class ExecutionStage(Stage):
             notes = [f"{day} is before the latest session {latest}: broker {broker.name} is not sent past orders"]
         else:
             cid = make_cycle_id(settings.fund.strategy, day)
-            planned = plan_orders(day, cid, ledger, nav, inputs.on("targets", day), quotes, cfg, spike_left > 0)
+            targets = inputs.on("targets", day)
+            planned = plan_orders(day, cid, ledger, nav, targets, quotes, cfg, policy_params(settings), spike_left > 0)
             notes = []
         orders, decisions, submitted, known = submit_orders(
             day, planned, broker, blocked, lambda: kill_switch_reason(ctx.kill_switch)

@@ -42,6 +42,7 @@ def plan_orders(
     targets: pl.DataFrame,
     quotes: dict[str, dict],
     cfg,
+    policy_params: policy.PolicyParams,
     spike: bool,
 ) -> list[dict]:
     """Orders moving each position to target_weight x NAV / close; a trade crossing zero is two legs."""
@@ -70,7 +71,7 @@ def plan_orders(
             state = policy.OrderState(
                 size_adv=qty / q["adv"], sigma=float(q["sigma"]), spread_bps=float(q["spread_bps"] or 0.0)
             )
-            choice = policy.choose(state, cfg, kill_switch=spike)
+            choice = policy.choose(state, policy_params, kill_switch=spike)
             out.append(
                 {
                     "request": OrderRequest(

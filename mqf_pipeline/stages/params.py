@@ -5,11 +5,16 @@ Built once per run in the stage layer: the domain packages never import :mod:`mq
 
 from __future__ import annotations
 
-from mqf_pipeline.config import Settings
+from mqf_pipeline.config import ExecutionSettings, Settings
 from mqf_pipeline.decisions import meta_brain as mb
+from mqf_pipeline.execution import simulator as sim
+from mqf_pipeline.execution.policy import PolicyParams
+from mqf_pipeline.execution.strategies import Strategy
 from mqf_pipeline.portfolio import optimizer
 from mqf_pipeline.portfolio.rebalance import EMERGENCY, STRATEGIC
 from mqf_pipeline.risk import breakers
+from mqf_pipeline.risk import limits as lim
+from mqf_pipeline.risk.book import RiskParams
 
 
 def breaker_params(settings: Settings) -> breakers.BreakerParams:
@@ -32,26 +37,84 @@ def breaker_params(settings: Settings) -> breakers.BreakerParams:
 
 
 def meta_brain_params(settings: Settings) -> mb.MetaBrainParams:
-    """Meta-brain parameters: configs/risk.yaml meta_brain + the leverage and CVaR limits."""
+    """Meta-brain parameters: configs/risk.yaml meta_brain + the single-name cap, shorts, leverage and CVaR
+    limits (``max_position`` is ``limits.single_name``)."""
+    risk = settings.risk
     return mb.MetaBrainParams(
-        **settings.risk.meta_brain.model_dump(),
-        max_leverage=settings.risk.limits.max_gross_leverage,
-        cvar_limit=settings.risk.limits.cvar_95,
+        **risk.meta_brain.model_dump(),
+        max_position=risk.limits.single_name,
+        allow_shorts=risk.limits.allow_shorts,
+        max_leverage=risk.limits.max_gross_leverage,
+        cvar_limit=risk.limits.cvar_95,
     )
 
 
 def constraints_for(settings: Settings, mode: str) -> optimizer.OptimizerConstraints:
-    """The optimizer's constraints for a session rebalanced in ``mode`` (its turnover budget)."""
-    cfg = settings.portfolio
+    """The optimizer's constraints for a session rebalanced in ``mode`` (its turnover budget); gross, sector,
+    single-name and shorts are the risk engine's (configs/risk.yaml)."""
+    cfg, risk = settings.portfolio, settings.risk
     turnover = {STRATEGIC: cfg.turnover_strategic, EMERGENCY: cfg.turnover_emergency}.get(mode, cfg.turnover_tactical)
     return optimizer.OptimizerConstraints(
-        gross=cfg.gross,
+        gross=risk.limits.max_gross_leverage,
         long=cfg.long,
         short=cfg.short,
-        sector=cfg.sector,
+        sector=risk.limits.sector_exposure,
         turnover=turnover,
         adv_fraction=cfg.adv_fraction,
-        single_name=cfg.single_name,
-        allow_shorts=cfg.allow_shorts,
+        single_name=risk.limits.single_name,
+        allow_shorts=risk.limits.allow_shorts,
         risk_aversion=cfg.risk_aversion,
+    )
+
+
+def allocator_caps(settings: Settings) -> dict[str, float | bool]:
+    """The caps every allocator of :data:`portfolio.allocators.ALLOCATORS` applies (configs/risk.yaml)."""
+    risk = settings.risk
+    return {
+        "max_position": risk.limits.single_name,
+        "max_gross": risk.limits.max_gross_leverage,
+        "allow_shorts": risk.limits.allow_shorts,
+    }
+
+
+def allocator_params(settings: Settings) -> dict[str, float]:
+    """The configured allocator's own knobs: the volatility target for ``volatility_target``."""
+    if settings.portfolio.allocator == "volatility_target":
+        return {"target_vol": settings.risk.breakers.vol_target_ann}
+    return {}
+
+
+def risk_params(settings: Settings) -> RiskParams:
+    """How the book's risk is measured and limited: configs/risk.yaml var and the seed 000 section 7.4 limits
+    table (``limits`` without the position rules single_name / allow_shorts, which the table does not check)."""
+    v = settings.risk.var
+    return RiskParams(
+        level=v.level,
+        hist_weight=v.hist_weight,
+        evt_threshold_quantile=v.evt_threshold_quantile,
+        vol_window_sessions=v.vol_window_sessions,
+        limits=lim.with_values(settings.risk.limits.table_values()),
+    )
+
+
+def cost_params(execution: ExecutionSettings) -> sim.CostParams:
+    """The paper broker's cost model from configs/execution.yaml."""
+    return sim.CostParams(
+        impact_coef=execution.impact_coef,
+        commission_per_share=execution.commission_per_share,
+        max_participation=execution.max_participation,
+        limit_max_participation=execution.limit_max_participation,
+        price_away_cancel=execution.price_away_cancel,
+        volume_anomaly_ratio=execution.volume_anomaly_ratio,
+    )
+
+
+def policy_params(settings: Settings) -> PolicyParams:
+    """The execution policy's knobs and cost model from configs/execution.yaml."""
+    e = settings.execution
+    return PolicyParams(
+        default_strategy=Strategy(e.default_strategy),
+        twap_above_size_adv=e.twap_above_size_adv,
+        max_estimated_slippage_bps=e.max_estimated_slippage_bps,
+        cost=cost_params(e),
     )

@@ -28,7 +28,7 @@ from mqf_pipeline.portfolio.rebalance import rebalance_mode
 from mqf_pipeline.risk.book import daily_returns_wide
 from mqf_pipeline.stages.base import RunContext, Stage, StageStateError, StepOutput, previous_partition
 from mqf_pipeline.stages.features import usable_bars
-from mqf_pipeline.stages.params import constraints_for
+from mqf_pipeline.stages.params import allocator_caps, allocator_params, constraints_for
 from mqf_pipeline.stages.portfolio_rows import PortfolioRows, SessionBook, Solved, session_rows
 from mqf_pipeline.storage.lake import Lake
 
@@ -66,7 +66,8 @@ class SessionMarket:
 def load_inputs(lake: Lake, settings, days: Sequence[dt.date], universe: pl.DataFrame) -> PortfolioInputs:
     days = sorted(days)
     cfg = settings.portfolio
-    back = calendar.session_offset(days[0], -(max(cfg.cov_window_sessions, cfg.adv_window_sessions) + 1))
+    adv_window = settings.execution.adv_window_sessions
+    back = calendar.session_offset(days[0], -(max(cfg.cov_window_sessions, adv_window) + 1))
     bars = usable_bars(lake, back, days[-1]).select("date", "symbol", "close", "adjusted_close", "volume")
     returns = daily_returns_wide(bars)
     traded = bars.sort("symbol", "date").select("date", "symbol", (pl.col("close") * pl.col("volume")).alias("traded"))
@@ -120,7 +121,7 @@ def session_market(
     cov = cov_model.matrix() if isinstance(cov_model, FactorCovariance) else cov_model
     # ADV: mean traded value over the last adv_window_sessions sessions, summed per window (not a running
     # mean, whose rounding would depend on where the loaded history starts)
-    first = dates[max(0, idx - cfg.adv_window_sessions + 1)]
+    first = dates[max(0, idx - settings.execution.adv_window_sessions + 1)]
     adv_rows = (
         inputs.traded.filter(pl.col("date").is_between(first, day)).group_by("symbol").agg(pl.col("traded").mean())
     )
@@ -158,14 +159,19 @@ def allocate(
             list(res.conflicts),
         )
     else:
-        caps = {"max_position": cfg.single_name, "max_gross": cfg.gross, "allow_shorts": cfg.allow_shorts}
-        weights = allocators.ALLOCATORS[cfg.allocator](views, cov, caps=caps, prev=prev)
+        allocate_with = allocators.ALLOCATORS[cfg.allocator]
+        weights = allocate_with(
+            views, cov, caps=allocator_caps(settings), prev=prev, params=allocator_params(settings) or None
+        )
         solved = Solved(weights, "optimal", cfg.allocator)
     # names the meta-brain REJECTed are not traded: they keep their current weight (mu = 0 alone would
     # still let a mean-variance book hold them as a hedge)
     solved.weights = np.where(blocked, prev, solved.weights)
     check = risk_integration.pre_trade_check(
-        solved.weights, cov, var_limit_daily=settings.risk.limits.var_95, max_gross=cfg.gross
+        solved.weights,
+        cov,
+        var_limit_daily=settings.risk.limits.var_95,
+        max_gross=settings.risk.limits.max_gross_leverage,
     )
     if not check.ok:
         solved.weights = risk_integration.scale_weights(solved.weights, check.scale_factor)

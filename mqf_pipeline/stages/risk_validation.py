@@ -8,7 +8,7 @@ import json
 
 import polars as pl
 
-from mqf_pipeline.risk.book import BookRisk, book_risk, limit_checks
+from mqf_pipeline.risk.book import BookRisk, ReturnsWindow, RiskParams, book_risk, limit_checks
 
 #: Bisection steps for the SCALE fraction of the increases (2^-30 resolution).
 SCALE_STEPS = 30
@@ -17,10 +17,10 @@ SCALE_STEPS = 30
 def validate_limits(
     decided: pl.DataFrame,
     current: dict[str, float],
-    window,
+    window: ReturnsWindow,
     sectors: dict[str, str],
     drawdown: float,
-    risk_cfg,
+    params: RiskParams,
     *,
     max_drawdown: float,
     min_trade: float,
@@ -50,7 +50,7 @@ def validate_limits(
         return out
 
     def breached(kept: int, scale: float, action: str) -> list[str]:
-        checks = limit_checks(book_risk(book_at(kept, scale), window, sectors, risk_cfg), drawdown, risk_cfg)
+        checks = limit_checks(book_risk(book_at(kept, scale), window, sectors, params), drawdown, params)
         return [c["name"] for c in checks if c["breached"] and c["action"] == action and c["name"] != "max_drawdown"]
 
     kept, scale = len(increasing), 1.0
@@ -86,8 +86,8 @@ def validate_limits(
     decided_symbols = set(final["symbol"].to_list())
     final_book = {r["symbol"]: r["position_size"] for r in out if r["position_size"]}
     final_book |= {s: w for s, w in current.items() if s not in decided_symbols and w}
-    risk = book_risk(final_book, window, sectors, risk_cfg)
-    return final, limit_checks(risk, drawdown, risk_cfg), risk
+    risk = book_risk(final_book, window, sectors, params)
+    return final, limit_checks(risk, drawdown, params), risk
 
 
 def _scaled(row: dict, current: float, scale: float, reason: str | None, min_trade: float) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from mqf_pipeline.config import Mode, Settings
+from mqf_pipeline.config import Settings
+from mqf_pipeline.modes import Mode
 
 
 def universe_frame(settings: Settings) -> pl.DataFrame:

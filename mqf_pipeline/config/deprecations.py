@@ -1,0 +1,100 @@
+"""Config keys renamed by a release: the old key keeps working for one more release, with a warning that
+names the new key.
+
+Each knob defined twice before (the meta-brain and the portfolio both had a single-name cap, shorts, a gross
+and sector cap, a volatility target, an ADV window) now has one home. An old key found in a file is moved
+to its new place before validation; the old and the new key given with different values is an error (the
+fund would not know which one the operator meant).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from typing import Any
+
+from mqf_pipeline.config.base import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: old key -> new key, both as ``section.key.subkey`` paths (section = the YAML file's name).
+RENAMED: dict[str, str] = {
+    "risk.meta_brain.max_position": "risk.limits.single_name",
+    "portfolio.single_name": "risk.limits.single_name",
+    "risk.meta_brain.allow_shorts": "risk.limits.allow_shorts",
+    "portfolio.allow_shorts": "risk.limits.allow_shorts",
+    "portfolio.gross": "risk.limits.max_gross_leverage",
+    "portfolio.sector": "risk.limits.sector_exposure",
+    "portfolio.vol_target_ann": "risk.breakers.vol_target_ann",
+    "portfolio.adv_window_sessions": "execution.adv_window_sessions",
+}
+
+
+class ConfigDeprecationWarning(DeprecationWarning):
+    """A config key that still works but will be removed in the next release.
+
+    A :class:`DeprecationWarning` (Python hides those outside ``__main__`` by default), so every one is also
+    logged at WARNING level: the log line is what an operator sees.
+    """
+
+
+def move_deprecated_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (section name -> its mapping) with every old key of :data:`RENAMED` moved to its new key.
+
+    Warns (:class:`ConfigDeprecationWarning` and a log line) once per old key found. Raises
+    :class:`ConfigError` when an old and a new key (or two old keys of one new key) carry different values.
+    """
+    out = copy.deepcopy(data)
+    moved: dict[str, str] = {}  # new key -> the old key its value was moved from
+    for old, new in RENAMED.items():
+        found, value = _pop(out, old)
+        if not found:
+            continue
+        message = f"{old} is deprecated: use {new} (the old key is accepted until the next release)"
+        warnings.warn(message, ConfigDeprecationWarning, stacklevel=2)
+        logger.warning(message)
+        has_new, current = _get(out, new)
+        if has_new and current != value:
+            origin = moved.get(new, new)
+            raise ConfigError(f"{old} = {value!r} and {origin} = {current!r} are both set and differ: keep only {new}")
+        _set(out, new, value)
+        moved.setdefault(new, old)
+    return out
+
+
+def _walk(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    """The mapping holding the last part of ``path`` (None when a parent is missing or not a mapping)."""
+    *parents, leaf = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None, leaf
+    return (node if isinstance(node, dict) else None), leaf
+
+
+def _pop(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node, leaf = _walk(data, path)
+    if node is None or leaf not in node:
+        return False, None
+    return True, node.pop(leaf)
+
+
+def _get(data: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node, leaf = _walk(data, path)
+    if node is None or leaf not in node:
+        return False, None
+    return True, node[leaf]
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path``, creating missing parent mappings (a parent that is not a mapping is left for validation
+    to report)."""
+    *parents, leaf = path.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return
+    node[leaf] = value

@@ -1,0 +1,153 @@
+"""configs/fund.yaml, universe.yaml, providers.yaml and signals.yaml: the fund's mode, paths and calendar,
+its symbols, where market data comes from, and the agents that make its signals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from mqf_pipeline.config.base import Section
+from mqf_pipeline.market.router_types import RouterSettings
+from mqf_pipeline.modes import Mode
+
+
+class PathsSettings(Section):
+    """Where generated state lives; relative paths are under the runtime directory."""
+
+    runtime: str = Field("runtime", description="root of generated state (git-ignored)")
+    lake: str = Field("lake", description="Parquet lake root: a path under runtime, or an fsspec URL (s3://...)")
+    raw: str = Field("raw", description="raw provider archive, under runtime")
+    catalog: str = Field("mqf.duckdb", description="DuckDB catalog file, under runtime")
+    kill_switch: str = Field("KILL_SWITCH", description="kill-switch file, under runtime")
+    broker: str = Field("broker", description="the paper broker's order book (SQLite), under runtime")
+
+
+class CalendarSettings(Section):
+    partitions_start: dt.date = Field(
+        dt.date(2016, 1, 4), description="first XNYS session with a Dagster partition (about ten years back)"
+    )
+
+
+class HistorySettings(Section):
+    lookback_sessions: int = Field(
+        1300, ge=1, description="sessions `mqf run` makes sure are ingested before the latest (~5.2 years)"
+    )
+    min_history_rows: int = Field(1260, ge=0, description="governance Phase 0: bars a symbol needs to trade")
+
+
+class FundSettings(Section):
+    """configs/fund.yaml: the fund's mode, strategy and paths."""
+
+    mode: Mode = Mode.SIMULATED
+    strategy: str = Field("institutional", pattern=r"^[a-z_]+$")
+    paths: PathsSettings = PathsSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    history: HistorySettings = HistorySettings()
+
+
+class ProvidersSettings(Section):
+    """configs/providers.yaml: which providers serve each mode, in priority order, and how to reach them.
+
+    Keys and secrets never live here: they come from environment variables only
+    (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``FRED_API_KEY``).
+    """
+
+    priority: dict[Mode, list[str]] = Field(
+        default_factory=lambda: {
+            Mode.SIMULATED: ["simulated"],
+            Mode.PAPER: ["yahoo", "alpaca", "files"],
+            Mode.LIVE: ["alpaca", "yahoo", "files"],
+        },
+        description="bar providers per mode, highest priority first",
+    )
+    macro_priority: dict[Mode, list[str]] = Field(
+        default_factory=lambda: {Mode.SIMULATED: ["simulated"], Mode.PAPER: ["fred"], Mode.LIVE: ["fred"]},
+        description="macro-series providers per mode",
+    )
+    files_root: str | None = Field(None, description="directory of CSV/Parquet history for the files provider")
+    alpaca_url_override: str | None = Field(None, description="Alpaca market-data base URL (tests, proxies)")
+    alpaca_feed: str = Field("iex", description="Alpaca data feed: iex (free) or sip")
+    fred_root_url: str | None = Field(None, description="FRED API root URL override (tests, proxies)")
+    router: RouterSettings = Field(
+        default_factory=RouterSettings,
+        description="retries/backoff, token buckets (seed 000 4.2 rates), RAM cache, bandit, request chunking",
+    )
+
+    @model_validator(mode="after")
+    def _known_providers(self) -> ProvidersSettings:
+        known = {"simulated", "files", "yahoo", "alpaca", "fred"}
+        for table in (self.priority, self.macro_priority):
+            for mode, names in table.items():
+                bad = [n for n in names if n not in known]
+                if bad:
+                    raise ValueError(f"mode {mode.value!r}: unknown provider(s) {bad}; known: {sorted(known)}")
+        return self
+
+
+class UniverseSettings(Section):
+    """configs/universe.yaml: the symbols the fund trades.
+
+    In simulated mode the universe is the simulator's (``simulator.n_symbols`` symbols in
+    ``simulator.n_sectors`` sectors) unless ``symbols`` is given; in paper and live mode
+    ``symbols`` (with their sectors) is required.
+    """
+
+    symbols: list[str] = Field(default_factory=list)
+    sectors: dict[str, str] = Field(default_factory=dict, description="symbol -> sector, for real symbols")
+
+    @model_validator(mode="after")
+    def _symbols_unique(self) -> UniverseSettings:
+        seen: set[str] = set()
+        dup = [s for s in self.symbols if s in seen or seen.add(s)]
+        if dup:
+            raise ValueError(f"duplicate symbols {dup[:5]}")
+        return self
+
+
+class SignalsSettings(Section):
+    """configs/signals.yaml: features, regimes and the alpha agents.
+
+    ``preset`` (seed 000 section 5.1) picks the agent set and starting weights; ``agents`` adds
+    registered agents to it (weight 0 until learned) and ``disabled`` removes some. Adding an agent
+    is one module under mqf_pipeline/agents/ plus one line in the registry and here.
+    """
+
+    preset: str = Field("institutional", description="institutional | momentum | mean_reversion | sentiment | hybrid")
+    agents: list[str] = Field(default_factory=list, description="extra registered agents to run")
+    disabled: list[str] = Field(default_factory=list, description="agents of the preset not to run")
+    agent_params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="constructor arguments by agent")
+    feature_block_sessions: int = Field(63, ge=1, description="sessions per feature anchoring block")
+    regime_refit_sessions: int = Field(21, ge=1, description="refit the HMM every this many sessions")
+    regime_min_train_sessions: int = Field(504, ge=30, description="sessions of history before the first fit")
+    regime_random_state: int = Field(
+        20240101, ge=0, description="random state of the HMM fits (its own setting, not the simulator's seed)"
+    )
+    agent_history_sessions: int = Field(300, ge=30, description="sessions of bars/features handed to the agents")
+
+    @model_validator(mode="after")
+    def _known_agents(self) -> SignalsSettings:
+        from mqf_pipeline.agents.registry import PRESETS, known_agents
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; known: {sorted(PRESETS)}")
+        unknown = [a for a in [*self.agents, *self.disabled, *self.agent_params] if a not in known_agents()]
+        if unknown:
+            raise ValueError(f"unknown agent(s) {unknown}; registered: {known_agents()}")
+        return self
+
+    def enabled_agents(self) -> list[str]:
+        """The preset's agents plus the extra ones, minus the disabled, in a stable order."""
+        from mqf_pipeline.agents.registry import PRESETS
+
+        names = [*PRESETS[self.preset].agents, *self.agents]
+        return [a for a in dict.fromkeys(names) if a not in self.disabled]
+
+    def starting_weights(self) -> dict[str, float]:
+        """Static weights of the enabled agents: the preset's, renormalised; extras get none."""
+        from mqf_pipeline.agents.registry import PRESETS
+
+        weights = {a: PRESETS[self.preset].weights.get(a, 0.0) for a in self.enabled_agents()}
+        total = sum(weights.values())
+        return {a: w / total for a, w in weights.items()} if total > 0 else weights

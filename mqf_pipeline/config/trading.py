@@ -1,0 +1,81 @@
+"""configs/portfolio.yaml and execution.yaml: the allocator and the optimizer's constraints, and how
+orders are scheduled and what the paper broker's cost model charges."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from mqf_pipeline.config.base import Section
+
+
+class ExecutionSettings(Section):
+    """configs/execution.yaml: orders from target weights, the execution policy and its guards (seed 002
+    section 3.4), and the paper broker's cost model."""
+
+    default_strategy: str = Field("VWAP", description="MARKET | LIMIT | TWAP | POV | VWAP | WAIT")
+    limit_offset_bps: float = Field(5.0, ge=0.0, description="LIMIT: passive offset from the mid, bps")
+    pov_rate: float = Field(0.10, gt=0.0, le=1.0, description="POV: share of each bucket's volume")
+    twap_above_size_adv: float = Field(0.25, gt=0.0, description="a MARKET order above this size/ADV becomes TWAP")
+    max_estimated_slippage_bps: float = Field(
+        50.0, gt=0.0, description="an action whose expected cost exceeds this becomes LIMIT (seed 002 section 3.4)"
+    )
+    slippage_spike_bps: float = Field(
+        100.0, gt=0.0, description="a fill costing more than this vs the mid engages the execution kill switch"
+    )
+    spike_cooldown_sessions: int = Field(5, ge=1, description="sessions the execution kill switch stays engaged")
+    slippage_spike_action: str = Field(
+        "fallback", description="fallback: orders go MARKET for the cooldown | halt: also engage the fund kill switch"
+    )
+    price_away_cancel: float = Field(0.05, gt=0.0, description="cancel the rest once the mid is this far from arrival")
+    volume_anomaly_ratio: float = Field(3.0, gt=1.0, description="abort once session volume exceeds this x ADV")
+    min_order_notional: float = Field(100.0, ge=0.0, description="dollars; smaller trades are not sent")
+    adv_window_sessions: int = Field(
+        20, ge=1, description="sessions behind ADV (shares for orders, traded value for the optimizer's ADV cap)"
+    )
+    vol_window_sessions: int = Field(20, ge=2, description="sessions behind the daily volatility")
+    impact_coef: float = Field(0.7, gt=0.0, description="Y in the square-root impact Y sigma sqrt(Q/V)")
+    commission_per_share: float = Field(0.0035, ge=0.0, description="paper broker commission, dollars per share")
+    max_participation: float = Field(0.25, gt=0.0, le=1.0, description="an aggressive child's share of bucket volume")
+    limit_max_participation: float = Field(0.10, gt=0.0, le=1.0, description="a passive child's share")
+    alpaca_url_override: str | None = Field(None, description="Alpaca trading base URL (tests, proxies)")
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> ExecutionSettings:
+        known = ("MARKET", "LIMIT", "TWAP", "POV", "VWAP", "WAIT")
+        if self.default_strategy not in known:
+            raise ValueError(f"unknown execution strategy {self.default_strategy!r}; known: {list(known)}")
+        if self.slippage_spike_action not in ("fallback", "halt"):
+            raise ValueError(f"unknown slippage_spike_action {self.slippage_spike_action!r}; known: fallback, halt")
+        return self
+
+
+class PortfolioSettings(Section):
+    """configs/portfolio.yaml: the allocator, the optimizer's constraints (seed 002 section 4.2) and rebalancing.
+
+    The caps shared with the risk engine live in configs/risk.yaml: gross (``limits.max_gross_leverage``),
+    sector (``limits.sector_exposure``), single name (``limits.single_name``), shorts (``limits.allow_shorts``),
+    the volatility target (``breakers.vol_target_ann``); the ADV window is ``execution.adv_window_sessions``.
+    The old keys of this file (``gross``, ``sector``, ``single_name``, ``allow_shorts``, ``vol_target_ann``,
+    ``adv_window_sessions``) still work for one release (:data:`mqf_pipeline.config.deprecations.RENAMED`).
+    """
+
+    allocator: str = Field("mean_variance", description="mean_variance | risk_parity | kelly | volatility_target")
+    risk_aversion: float = Field(1.0, gt=0.0, description="lambda in mu'w - lambda w'Sigma w (annualised units)")
+    long: float = Field(0.6, ge=0.0, description="sum of long weights")
+    short: float = Field(0.4, ge=0.0, description="sum of |short weights|")
+    adv_fraction: float = Field(0.02, gt=0.0, description="|w_i| <= adv_fraction x ADV_i / NAV")
+    turnover_strategic: float = Field(0.20, gt=0.0, description="turnover budget of the weekly (Friday) rebalance")
+    turnover_tactical: float = Field(0.10, gt=0.0, description="turnover budget of the daily rebalance")
+    turnover_emergency: float = Field(1.0, gt=0.0, description="turnover budget of an emergency (risk) rebalance")
+    covariance: str = Field("factor", description="factor (statistical, top principal components) | ledoit_wolf")
+    n_factors: int = Field(20, ge=1, description="factor covariance: principal components kept")
+    cov_window_sessions: int = Field(252, ge=30, description="sessions of returns behind the covariance")
+
+    @model_validator(mode="after")
+    def _known_allocator(self) -> PortfolioSettings:
+        known = ("mean_variance", "risk_parity", "kelly", "volatility_target")
+        if self.allocator not in known:
+            raise ValueError(f"unknown allocator {self.allocator!r}; known: {list(known)}")
+        if self.covariance not in ("factor", "ledoit_wolf"):
+            raise ValueError(f"unknown covariance {self.covariance!r}; known: ['factor', 'ledoit_wolf']")
+        return self
