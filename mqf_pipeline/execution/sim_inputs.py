@@ -18,13 +18,6 @@ OPEN_MINUTE = 9 * 60 + 30
 SESSION_MINUTES = 390
 
 
-#: Regular session open, New York (minutes after midnight) and its length in minutes.
-OPEN_MINUTE = 9 * 60 + 30
-
-
-SESSION_MINUTES = 390
-
-
 @dataclass(frozen=True)
 class CostParams:
     """The cost model and the intraday guards.

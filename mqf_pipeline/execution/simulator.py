@@ -22,6 +22,11 @@ Guards (seed 002 section 3.4), checked at each bucket's start: once the mid is m
 ``price_away_cancel`` from the arrival price the remaining children are cancelled (PRICE_AWAY); once the
 session's cumulative volume exceeds ``volume_anomaly_ratio * ADV *`` the cumulative expected profile the
 remaining children are aborted (VOLUME_ANOMALY; volume is known when a bucket ends, so bucket 0 trades).
+
+Layout: the inputs (cost parameters, market, draws, mid path) are in :mod:`sim_inputs`, the set-up at the
+open (checked orders, child schedules) in :mod:`sim_plan`, the guards and fills of one bucket in
+:mod:`sim_fills`. This module runs the bucket loop, sums the fills up, and gives the closed-form expected
+cost and limit fill probability the execution policy plans with. Every name is importable from here.
 """
 
 from __future__ import annotations
@@ -33,19 +38,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mqf_pipeline.execution.sim_fills import Fills, apply_guards, trade_bucket
 from mqf_pipeline.execution.sim_inputs import (
     OPEN_MINUTE,
     SESSION_MINUTES,
     CostParams,
     Draws,
     SessionMarket,
-    as_rows,
     bucket_times,
     draws_for,
     mid_path,
     volume_profile,
 )
-from mqf_pipeline.execution.strategies import N_BUCKETS, Strategy, child_schedules, parse_strategies
+from mqf_pipeline.execution.sim_plan import CheckedOrders, SessionPlan, checked_orders, session_plan
+from mqf_pipeline.execution.strategies import N_BUCKETS, Strategy, child_schedules, u_shaped_profile
 
 __all__ = [
     "AGGRESSIVE",
@@ -61,6 +67,7 @@ __all__ = [
     "expected_cost_bps",
     "limit_fill_probability",
     "mid_path",
+    "u_shaped_profile",
 ]
 
 AGGRESSIVE = frozenset({Strategy.MARKET, Strategy.TWAP, Strategy.VWAP, Strategy.POV, Strategy.WAIT})
@@ -108,14 +115,14 @@ def execute(
     how the session's actual volume is spread. VWAP/TWAP/WAIT plans are fixed at the open from
     ``ADV x profile``; POV follows the bucket's actual volume.
 
-    Steps: check the orders (:func:`_checked_orders`), plan the session (:func:`_session_plan`), then per
-    bucket the guards (:func:`_apply_guards`) and the fills (:func:`_trade_bucket`), and sum up
+    Steps: check the orders (:func:`checked_orders`), plan the session (:func:`session_plan`), then per
+    bucket the guards (:func:`apply_guards`) and the fills (:func:`trade_bucket`), and sum up
     (:func:`_result`).
     """
-    orders, prof = _checked_orders(strategy, side, qty, market, draws, limit_offset_bps, pov_rate, profile)
-    plan = _session_plan(orders, market, params, draws, prof)
+    orders, prof = checked_orders(strategy, side, qty, market, draws, limit_offset_bps, pov_rate, profile)
+    plan = session_plan(orders, market, params, draws, prof)
     n, n_buckets = len(market), draws.z.shape[1]
-    fills = _Fills(
+    fills = Fills(
         fill_qty=np.zeros((n, n_buckets)),
         fill_price=np.full((n, n_buckets), np.nan),
         impact=np.zeros((n, n_buckets)),
@@ -125,170 +132,13 @@ def execute(
         reasons=[None] * n,
     )
     for k in range(n_buckets):
-        _apply_guards(k, orders, plan, market, params, fills)
-        _trade_bucket(k, orders, plan, market, params, draws, fills)
+        apply_guards(k, orders, plan, market, params, fills)
+        trade_bucket(k, orders, plan, market, params, draws, fills)
     return _result(orders, plan, market, params, fills, n_buckets)
 
 
-@dataclass(frozen=True)
-class _Orders:
-    """The checked orders, one row per market row: ``sgn`` side, ``q`` shares, ``b`` limit offset
-    (decimal), ``pov`` participation rate, and which rows are LIMIT / POV / aggressive."""
-
-    strat: list[Strategy]
-    sgn: np.ndarray
-    q: np.ndarray
-    b: np.ndarray
-    pov: np.ndarray
-    is_limit: np.ndarray
-    is_pov: np.ndarray
-    aggressive: np.ndarray
-
-
-def _checked_orders(
-    strategy: Strategy | str | Sequence[Strategy | str],
-    side: np.ndarray | Sequence[float],
-    qty: np.ndarray | Sequence[float],
-    market: SessionMarket,
-    draws: Draws,
-    limit_offset_bps: np.ndarray | float,
-    pov_rate: np.ndarray | float,
-    profile: np.ndarray | None,
-) -> tuple[_Orders, np.ndarray]:
-    """The orders of :func:`execute`, checked against the market and the draws, and the volume profile."""
-    n = len(market)
-    strat = parse_strategies([strategy] * n if isinstance(strategy, str) else list(strategy))
-    if len(strat) != n:
-        raise ValueError(f"{len(strat)} strategies for {n} market rows")
-    sgn = as_rows("side", side, n)
-    q = as_rows("qty", qty, n)
-    bad = np.flatnonzero((sgn != 1) & (sgn != -1))
-    if bad.size:
-        raise ValueError(f"side: {market.row_name(int(bad[0]))} must be +1 (buy) or -1 (sell), got {sgn[bad[0]]}")
-    bad = np.flatnonzero(~(np.isfinite(q) & (q > 0)))
-    if bad.size:
-        raise ValueError(f"qty: {market.row_name(int(bad[0]))} must be a finite number of shares > 0, got {q[bad[0]]}")
-    if draws.z.shape[0] != n:
-        raise ValueError(f"draws have {draws.z.shape[0]} rows for {n} market rows")
-    prof = volume_profile(profile, draws.z.shape[1])
-    is_limit = np.array([s is Strategy.LIMIT for s in strat], dtype=bool)
-    is_pov = np.array([s is Strategy.POV for s in strat], dtype=bool)
-    b = np.broadcast_to(np.asarray(limit_offset_bps, dtype=float), (n,)) / 1e4
-    bad = np.flatnonzero(is_limit & ~((b >= 0) & (b < 1)))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(f"limit_offset_bps: {market.row_name(i)} must be in [0, 1e4) bps, got {b[i] * 1e4}")
-    pov = np.broadcast_to(np.asarray(pov_rate, dtype=float), (n,))
-    bad = np.flatnonzero(is_pov & ~((pov > 0) & (pov <= 1)))
-    if bad.size:
-        raise ValueError(f"pov_rate: {market.row_name(int(bad[0]))} must be in (0, 1], got {pov[bad[0]]}")
-    return _Orders(strat, sgn, q, b, pov, is_limit, is_pov, ~is_limit), prof
-
-
-@dataclass(frozen=True)
-class _SessionPlan:
-    """What is fixed at the open: bucket volumes (actual and expected, shares), each order's cumulative
-    child schedule, the mid path and its logs, the bucket variance ``s2``, the half spread (decimal),
-    the cumulative volumes the volume guard compares, and the limit's log distance ``d_start``."""
-
-    volume: np.ndarray
-    plan_cum: np.ndarray
-    path: np.ndarray
-    logp: np.ndarray
-    s2: np.ndarray
-    half: np.ndarray
-    cum_actual: np.ndarray
-    cum_limit: np.ndarray
-    d_start: np.ndarray
-
-
-def _session_plan(
-    orders: _Orders, market: SessionMarket, params: CostParams, draws: Draws, prof: np.ndarray
-) -> _SessionPlan:
-    """The session's plan at the open (:class:`_SessionPlan`)."""
-    n_buckets = draws.z.shape[1]
-    volume = market.volume[:, None] * prof  # actual bucket volume, shares (n, N)
-    expected = market.adv[:, None] * prof
-    plan_volume = np.where(orders.is_pov[:, None], volume, expected)
-    plan_cum = np.cumsum(child_schedules(orders.strat, orders.q, plan_volume, orders.pov), axis=1)
-    path = mid_path(market, draws.z)
-    logp = np.log(path)
-    s2 = market.sigma**2 / n_buckets
-    half = market.spread_bps / 2e4
-    cum_actual = np.cumsum(volume, axis=1)
-    cum_limit = params.volume_anomaly_ratio * np.cumsum(expected, axis=1)
-    # passive crossing: distance of the limit below (buy) / above (sell) the bucket's start, log space
-    d_start = -orders.sgn * np.log1p(-orders.sgn * orders.b)
-    return _SessionPlan(volume, plan_cum, path, logp, s2, half, cum_actual, cum_limit, d_start)
-
-
-@dataclass
-class _Fills:
-    """The running state of the bucket loop: per bucket fills and costs, per order shares filled so far,
-    whether it still trades and why it stopped."""
-
-    fill_qty: np.ndarray
-    fill_price: np.ndarray
-    impact: np.ndarray
-    spread_paid: np.ndarray
-    filled: np.ndarray
-    active: np.ndarray
-    reasons: list[str | None]
-
-
-def _apply_guards(
-    k: int, orders: _Orders, plan: _SessionPlan, market: SessionMarket, params: CostParams, fills: _Fills
-) -> None:
-    """At bucket ``k``'s start, stop the orders the price-away or volume-anomaly guard hits."""
-    mid_k = plan.path[:, k]
-    guards = [("PRICE_AWAY", np.abs(mid_k / market.arrival - 1) > params.price_away_cancel)]
-    if k > 0:
-        guards.append(("VOLUME_ANOMALY", plan.cum_actual[:, k - 1] > plan.cum_limit[:, k - 1]))
-    for reason, hit in guards:
-        stop = fills.active & hit
-        for i in np.flatnonzero(stop & (fills.filled < orders.q)):
-            fills.reasons[i] = reason
-        fills.active &= ~stop
-
-
-def _trade_bucket(
-    k: int,
-    orders: _Orders,
-    plan: _SessionPlan,
-    market: SessionMarket,
-    params: CostParams,
-    draws: Draws,
-    fills: _Fills,
-) -> None:
-    """Bucket ``k``'s aggressive and passive fills, recorded in ``fills``."""
-    sgn, q, b, volume, filled, active = orders.sgn, orders.q, orders.b, plan.volume, fills.filled, fills.active
-    mid_k = plan.path[:, k]
-    # aggressive: owed = planned so far - filled, capped by the participation limit
-    target = np.minimum(np.minimum(plan.plan_cum[:, k], q), filled + params.max_participation * volume[:, k])
-    take = active & orders.aggressive & (target > filled)
-    qa = np.where(take, target - filled, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        imp = np.where(take, params.impact_coef * market.sigma * np.sqrt(qa / volume[:, k]), 0.0)
-    # passive: did the bridge cross the limit inside the bucket?
-    d_start, s2 = plan.d_start, plan.s2
-    d_end = np.maximum(sgn * (plan.logp[:, k + 1] - plan.logp[:, k]) + d_start, 0.0)
-    num = 2.0 * d_start * d_end
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        p_cross = np.where(num <= 0, 1.0, np.where(s2 > 0, np.exp(-num / np.where(s2 > 0, s2, 1.0)), 0.0))
-    lim_target = np.minimum(q, filled + params.limit_max_participation * volume[:, k])
-    hit = active & orders.is_limit & (draws.u[:, k] < p_cross) & (lim_target > filled)
-    qp = np.where(hit, lim_target - filled, 0.0)
-
-    fills.fill_qty[:, k] = qa + qp
-    fills.fill_price[take, k] = (mid_k * (1 + sgn * (plan.half + imp)))[take]
-    fills.fill_price[hit, k] = (mid_k * (1 - sgn * b))[hit]
-    fills.impact[:, k] = imp * 1e4
-    fills.spread_paid[take, k] = market.spread_bps[take] / 2
-    fills.filled = np.where(take, target, np.where(hit, lim_target, filled))
-
-
 def _result(
-    orders: _Orders, plan: _SessionPlan, market: SessionMarket, params: CostParams, fills: _Fills, n_buckets: int
+    orders: CheckedOrders, plan: SessionPlan, market: SessionMarket, params: CostParams, fills: Fills, n_buckets: int
 ) -> ExecutionResult:
     """Per-order totals (shares, average price, commission, shortfall) and the per-bucket arrays."""
     filled, fill_qty, fill_price = fills.filled, fills.fill_qty, fills.fill_price

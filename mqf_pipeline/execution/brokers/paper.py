@@ -10,6 +10,10 @@ duplicates, so tests can prove the fund never tried to send one order twice.
 Simulated here: MARKET and LIMIT orders, DAY and GTC (a GTC remainder trades again next session),
 IOC and FOK (bucket 0 only; FOK fills in full or not at all), the schedules of
 :mod:`mqf_pipeline.execution.strategies`. STOP and STOP_LIMIT orders are refused (not simulated).
+
+This module takes orders in and answers reads; the order book's schema and row access are in
+:mod:`paper_book`, the trading of a session's orders (fills, status after the session) in
+:mod:`paper_settlement`. Their public names are importable from here.
 """
 
 from __future__ import annotations
@@ -21,9 +25,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import numpy as np
 import polars as pl
 
 from mqf_pipeline.execution import simulator as sim
@@ -35,25 +37,12 @@ from mqf_pipeline.execution.brokers.paper_book import (
     fetch,
     select_in,
     to_broker_order,
-    update_order,
 )
-from mqf_pipeline.execution.orders import (
-    QTY_DECIMALS,
-    BrokerOrder,
-    Fill,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    Side,
-    TimeInForce,
-    round_qty,
-)
+from mqf_pipeline.execution.brokers.paper_settlement import MARKET_COLUMNS, NEW_YORK, trade_session
+from mqf_pipeline.execution.orders import BrokerOrder, Fill, OrderRequest, OrderStatus, OrderType, Side
 from mqf_pipeline.execution.strategies import Strategy
 
-__all__ = ["MARKET_COLUMNS", "OPEN_STATUSES", "PaperBroker", "broker_order_id"]
-
-NEW_YORK = ZoneInfo("America/New_York")
-MARKET_COLUMNS = ("symbol", "open", "close", "volume", "spread_bps", "sigma", "adv")
+__all__ = ["MARKET_COLUMNS", "NEW_YORK", "OPEN_STATUSES", "PaperBroker", "broker_order_id"]
 
 
 class PaperBroker:
@@ -249,83 +238,9 @@ class PaperBroker:
                     market.filter(pl.col("split_ratio") != 1.0).select("symbol", "split_ratio").iter_rows()
                 ):
                     con.execute("INSERT OR REPLACE INTO splits VALUES (?, ?, ?)", (key, symbol, float(ratio)))
-            n = self._trade(con, session, rows, market) if rows else 0
+            n = trade_session(con, session, rows, market, self.params, self.seed) if rows else 0
             con.execute("INSERT INTO settled VALUES (?)", (key,))
             return n
-
-    def _trade(self, con: sqlite3.Connection, session: dt.date, rows: list[dict], market: pl.DataFrame) -> int:
-        quotes = {r["symbol"]: r for r in market.select(MARKET_COLUMNS).iter_rows(named=True)}
-        tradable = [r for r in rows if r["symbol"] in quotes and _quote_ok(quotes[r["symbol"]])]
-        for r in rows:
-            if r not in tradable and r["time_in_force"] != TimeInForce.GTC.value:
-                update_order(con, r, OrderStatus.CANCELLED, "NO_BAR")  # a DAY order without a bar expires
-        if not tradable:
-            return 0
-        q = [quotes[r["symbol"]] for r in tradable]
-        symbols = tuple(r["symbol"] for r in tradable)
-        mkt = sim.SessionMarket(
-            arrival=np.array([x["open"] for x in q], float),
-            close=np.array([x["close"] for x in q], float),
-            sigma=np.array([x["sigma"] for x in q], float),
-            spread_bps=np.array([x["spread_bps"] for x in q], float),
-            volume=np.array([x["volume"] for x in q], float),
-            adv=np.array([x["adv"] for x in q], float),
-            symbols=symbols,
-        )
-        strategies = [_strategy(r) for r in tradable]
-        remaining = np.array([round_qty(r["qty"] - r["filled_qty"]) for r in tradable])
-        res = sim.execute(
-            strategies,
-            np.array([Side(r["side"]).sign for r in tradable], float),
-            remaining,
-            mkt,
-            self.params,
-            sim.draws_for(self.seed, session, symbols),
-            limit_offset_bps=np.array([r["limit_offset_bps"] for r in tradable], float),
-            pov_rate=np.array([r["pov_rate"] for r in tradable], float),
-        )
-        n_fills = 0
-        for i, r in enumerate(tradable):
-            # child quantities in whole 1e-4 shares (the order's precision): round the running total
-            cum = np.round(np.cumsum(np.nan_to_num(res.fill_qty[i])), QTY_DECIMALS)
-            qtys, prices = np.diff(cum, prepend=0.0).round(QTY_DECIMALS), res.fill_price[i]
-            buckets = [k for k in range(qtys.shape[0]) if qtys[k] > 0]
-            if r["time_in_force"] == TimeInForce.FOK.value and not np.isclose(qtys.sum(), remaining[i]):
-                buckets = []  # fill or kill: all of it or nothing
-            filled, notional = r["filled_qty"], r["filled_notional"]
-            for k in buckets:
-                qty = float(qtys[k])
-                ts = dt.datetime.combine(session, res.bucket_times[k], NEW_YORK).astimezone(dt.UTC)
-                commission = qty * self.params.commission_per_share
-                con.execute(
-                    "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        f"{r['broker_order_id']}:{session.isoformat()}:{k:02d}",
-                        r["client_order_id"],
-                        session.isoformat(),
-                        r["symbol"],
-                        r["side"],
-                        qty,
-                        float(prices[k]),
-                        float(res.mid[i, k]),
-                        commission,
-                        ts.isoformat(),
-                    ),
-                )
-                filled += qty
-                notional += qty * float(prices[k])
-                n_fills += 1
-            booked = {**r, "filled_qty": filled, "filled_notional": notional}
-            done = filled >= r["qty"] - 1e-9
-            reason = res.cancel_reason[i]
-            gtc = r["time_in_force"] == TimeInForce.GTC.value and reason is None
-            if done:
-                update_order(con, booked, OrderStatus.FILLED, None)
-            elif gtc:
-                update_order(con, booked, OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED, None)
-            else:
-                update_order(con, booked, OrderStatus.CANCELLED, reason or "EXPIRED")
-        return n_fills
 
 
 def _refusal(con: sqlite3.Connection, order: OrderRequest, session: dt.date) -> str | None:
@@ -339,16 +254,3 @@ def _refusal(con: sqlite3.Connection, order: OrderRequest, session: dt.date) -> 
     except ValueError:
         return f"unknown execution strategy {order.strategy!r}"
     return None
-
-
-def _strategy(row: dict) -> Strategy:
-    if row["time_in_force"] in (TimeInForce.IOC.value, TimeInForce.FOK.value):
-        return Strategy.MARKET if row["order_type"] == OrderType.MARKET.value else Strategy.LIMIT
-    if row["order_type"] == OrderType.LIMIT.value:
-        return Strategy.LIMIT
-    return Strategy(row["strategy"])
-
-
-def _quote_ok(q: dict) -> bool:
-    vals = [q["open"], q["close"], q["sigma"], q["spread_bps"], q["volume"], q["adv"]]
-    return all(v is not None and np.isfinite(v) for v in vals) and q["open"] > 0 and q["adv"] > 0 and q["volume"] > 0
