@@ -34,15 +34,17 @@ REJECTION_CHECK = dg.AssetCheckSpec(
 )
 
 
-def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The market-data assets over ``partitions_def``."""
+def _common(partitions_def: dg.PartitionsDefinition) -> dict:
+    """Partitions, single-run backfills and retries: the same for every asset of this module."""
+    return {"partitions_def": partitions_def, "backfill_policy": SINGLE_RUN, "retry_policy": RETRY}
 
-    def specs(stage) -> list[dg.AssetSpec]:
-        return stage_specs(stage, descriptions=DESCRIPTIONS, group=GROUP, kinds={"parquet"})
 
-    common = {"partitions_def": partitions_def, "backfill_policy": SINGLE_RUN, "retry_policy": RETRY}
+def _specs(stage) -> list[dg.AssetSpec]:
+    return stage_specs(stage, descriptions=DESCRIPTIONS, group=GROUP, kinds={"parquet"})
 
-    @dg.multi_asset(specs=specs(IngestStage), can_subset=False, name="ingest_market_data", **common)
+
+def _ingest_market_data_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(specs=_specs(IngestStage), can_subset=False, name="ingest_market_data", **_common(partitions_def))
     def ingest_market_data(
         context: dg.AssetExecutionContext,
         settings: SettingsResource,
@@ -72,7 +74,11 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
                 asset_key=table, metadata=write_metadata(run.written[table], **extra.get(table, {}))
             )
 
-    @dg.multi_asset(specs=specs(MacroStage), name="macro_series", **common)
+    return ingest_market_data
+
+
+def _macro_series_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(specs=_specs(MacroStage), name="macro_series", **_common(partitions_def))
     def macro_series(
         context: dg.AssetExecutionContext,
         settings: SettingsResource,
@@ -89,7 +95,13 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             metadata=write_metadata(run.written["macro_series"], series=", ".join(MACRO_SERIES)),
         )
 
-    @dg.multi_asset(specs=specs(QualityStage), check_specs=[REJECTION_CHECK], name="data_quality", **common)
+    return macro_series
+
+
+def _data_quality_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        specs=_specs(QualityStage), check_specs=[REJECTION_CHECK], name="data_quality", **_common(partitions_def)
+    )
     def data_quality(context: dg.AssetExecutionContext, settings: SettingsResource, storage: StorageResource):
         """Quality score and flags per symbol and session (seed 000 sections 4.2-4.3)."""
         cfg = settings.get()
@@ -123,7 +135,11 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             },
         )
 
-    @dg.multi_asset(specs=specs(EligibilityStage), name="trading_eligibility", **common)
+    return data_quality
+
+
+def _trading_eligibility_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(specs=_specs(EligibilityStage), name="trading_eligibility", **_common(partitions_def))
     def trading_eligibility(context: dg.AssetExecutionContext, settings: SettingsResource, storage: StorageResource):
         """Symbols allowed to trade: quality accepted (Phase 1) and >= min_history_rows bars (Phase 0)."""
         cfg = settings.get()
@@ -139,4 +155,14 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             ),
         )
 
-    return [ingest_market_data, macro_series, data_quality, trading_eligibility]
+    return trading_eligibility
+
+
+def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The market-data assets over ``partitions_def``."""
+    return [
+        _ingest_market_data_asset(partitions_def),
+        _macro_series_asset(partitions_def),
+        _data_quality_asset(partitions_def),
+        _trading_eligibility_asset(partitions_def),
+    ]

@@ -25,14 +25,16 @@ DESCRIPTIONS = {
 }
 
 
-def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The signal assets over ``partitions_def``."""
-    common = {"partitions_def": partitions_def, "backfill_policy": SINGLE_RUN, "retry_policy": RETRY}
+def _common(partitions_def: dg.PartitionsDefinition) -> dict:
+    """Partitions, single-run backfills and retries: the same for every asset of this module."""
+    return {"partitions_def": partitions_def, "backfill_policy": SINGLE_RUN, "retry_policy": RETRY}
 
+
+def _features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=stage_specs(FeaturesStage, descriptions=DESCRIPTIONS, group=GROUP, kinds={"parquet", "polars"}),
         name="features",
-        **common,
+        **_common(partitions_def),
     )
     def features(context: dg.AssetExecutionContext, settings: SettingsResource, storage: StorageResource):
         """Technical indicators per symbol and session, block-anchored so reruns give identical rows."""
@@ -49,10 +51,14 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             ),
         )
 
+    return features
+
+
+def _regime_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=stage_specs(RegimeStage, descriptions=DESCRIPTIONS, group=GROUP, kinds={"parquet", "hmmlearn"}),
         name="regime",
-        **common,
+        **_common(partitions_def),
     )
     def regime(context: dg.AssetExecutionContext, settings: SettingsResource, storage: StorageResource):
         """Market regime per session from the walk-forward filtered HMM."""
@@ -69,10 +75,14 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             }
         return dg.MaterializeResult(asset_key="regime", metadata=write_metadata(run.written["regime_history"], **meta))
 
+    return regime
+
+
+def _agent_signals_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=stage_specs(SignalStage, descriptions=DESCRIPTIONS, group=GROUP, kinds={"parquet"}),
         name="agent_signals",
-        **common,
+        **_common(partitions_def),
     )
     def agent_signals(context: dg.AssetExecutionContext, settings: SettingsResource, storage: StorageResource):
         """Signals of every enabled alpha agent per symbol and session, with coverage and IC to date."""
@@ -106,4 +116,9 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
             ),
         )
 
-    return [features, regime, agent_signals]
+    return agent_signals
+
+
+def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The signal assets over ``partitions_def``."""
+    return [_features_asset(partitions_def), _regime_asset(partitions_def), _agent_signals_asset(partitions_def)]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +107,7 @@ class StageRun:
         return self.steps[-1]
 
 
-class Stage:
+class Stage(ABC):
     """Base of every stage (module docstring). Subclasses set the class attributes and ``step``."""
 
     NAME: ClassVar[str]
@@ -127,8 +128,9 @@ class Stage:
     def load_carried(self, ctx: RunContext, first_day: dt.date) -> Any:
         return None
 
+    @abstractmethod
     def step(self, day: dt.date, inputs: Any, carried: Any, ctx: RunContext) -> StepOutput:
-        raise NotImplementedError
+        """The session's rows per table, the state handed to the next session, and a summary."""
 
     def progress_line(self, step: StepOutput, i: int, n: int) -> str:
         return f"{self.NAME}: {i}/{n} sessions ({step.day})"
