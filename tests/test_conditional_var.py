@@ -1,0 +1,129 @@
+"""Conditional VaR (EWMA-filtered historical simulation with a GPD tail) against the seed's unconditional
+hybrid VaR, on GARCH(1,1) returns with Student-t(6) shocks (volatility clusters: the truth the conditional
+model is built for).
+
+For each of 20 seeds, 300 + 1,500 daily returns are simulated; each VaR for day t uses returns before t
+only. Kupiec POF (asymptotic p) and Christoffersen independence (999-shuffle Monte Carlo p, NUMERICS.md)
+are run at 95% and 99%. Observed when this was written, passes out of 20 seeds (p > 0.05):
+
+| model | level | Kupiec | Christoffersen | hit rate |
+|---|---|---|---|---|
+| hybrid (seed) | 95% | 20 | 16 | 5.16% |
+| hybrid (seed) | 99% | 5 | 18 | 1.70% |
+| FHS + EVT | 95% | 20 | 19 | 5.09% |
+| FHS + EVT | 99% | 19 | 19 | 1.19% |
+
+So the seed's model under-covers at 99% (rejected by Kupiec in 15 of 20 seeds) and its 95% exceptions
+cluster (independence rejected in 4 of 20, four times the nominal 5%); the conditional one is rejected at
+about the nominal rate. Asserted with margin: the conditional model passes both tests at both levels in
+>= 17 of 20 seeds; the unconditional one fails independence at 95% in >= 3 seeds and Kupiec at 99% in >= 8.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mqf_pipeline.risk.conditional_var import (
+    EWMA_LAMBDA,
+    MODELS,
+    calibration_report,
+    ewma_volatility,
+    fhs_var_es,
+    rolling_hybrid_var,
+)
+from mqf_pipeline.risk.var import christoffersen_independence, kupiec_pof
+
+SEEDS = 20
+N = 300 + 1_500
+
+
+def garch_returns(seed: int, n: int = N, omega: float = 2e-6, a: float = 0.08, b: float = 0.90, nu: int = 6):
+    """GARCH(1,1) daily returns with unit-variance Student-t(nu) shocks (unconditional vol ~1.4% a day)."""
+    rng = np.random.default_rng([seed, 12])
+    z = rng.standard_t(nu, n) / np.sqrt(nu / (nu - 2))
+    r = np.empty(n)
+    h = omega / (1 - a - b)
+    for t in range(n):
+        r[t] = np.sqrt(h) * z[t]
+        h = omega + a * r[t] ** 2 + b * h
+    return r
+
+
+def test_ewma_volatility_equals_pandas_ewm() -> None:
+    """Oracle: pandas' recursive EWM (adjust=False) seeded with the same mean square, to 1e-15 relative."""
+    r = garch_returns(1, 400)
+    got = ewma_volatility(r, EWMA_LAMBDA, init_periods=20)
+    seed = np.mean(r[:20] ** 2)
+    series = pd.Series(np.concatenate([[seed], r[20:-1] ** 2]))
+    want = np.sqrt(series.ewm(alpha=1 - EWMA_LAMBDA, adjust=False).mean().to_numpy())
+    assert np.isnan(got[:20]).all()
+    np.testing.assert_allclose(got[20:], want, rtol=1e-15, atol=0)
+
+
+def test_no_lookahead_later_returns_move_nothing_before() -> None:
+    r = garch_returns(2, 700)
+    base_var, base_es = fhs_var_es(r, 0.99)
+    shocked = r.copy()
+    shocked[500:] *= 5.0
+    var, es = fhs_var_es(shocked, 0.99)
+    np.testing.assert_array_equal(var[:501], base_var[:501])  # VaR of day 500 uses returns before it
+    np.testing.assert_array_equal(es[:501], base_es[:501])
+    assert not np.allclose(var[502:], base_var[502:])
+
+
+def test_es_exceeds_var_and_both_scale_with_volatility() -> None:
+    r = garch_returns(3, 800)
+    var, es = fhs_var_es(r, 0.99)
+    ok = np.isfinite(var)
+    assert ok.sum() == 800 - 20 - 252 and (es[ok] > var[ok]).all() and (var[ok] > 0).all()
+    var2, _ = fhs_var_es(2.0 * r, 0.99)
+    np.testing.assert_allclose(var2[ok], 2.0 * var[ok], rtol=1e-9)  # standardised residuals are scale-free
+
+
+def test_empirical_tail_is_the_residual_quantile_times_sigma() -> None:
+    r = garch_returns(4, 600)
+    var, _ = fhs_var_es(r, 0.95, window=252, tail="empirical")
+    sigma = ewma_volatility(r)
+    t = 590
+    z = r[t - 252 : t] / sigma[t - 252 : t]
+    assert var[t] == pytest.approx(sigma[t] * np.quantile(-z, 0.95), rel=1e-12)
+    with pytest.raises(ValueError, match="tail"):
+        fhs_var_es(r, tail="normal")
+
+
+def _passes(returns: np.ndarray, var: np.ndarray, level: float, seed: int) -> tuple[bool, bool]:
+    ok = np.isfinite(var)
+    hits = (-returns[ok] > var[ok]).astype(np.int64)
+    kupiec = kupiec_pof(hits, level).pvalue > 0.05
+    independent = christoffersen_independence(hits, n_sim=999, seed=seed).pvalue > 0.05
+    return kupiec, independent
+
+
+@pytest.mark.slow
+def test_conditional_model_is_calibrated_where_the_seed_model_is_not() -> None:
+    conditional = {0.95: [], 0.99: []}
+    hybrid = {0.95: [], 0.99: []}
+    for seed in range(SEEDS):
+        r = garch_returns(seed)
+        for level in (0.95, 0.99):
+            conditional[level].append(_passes(r, fhs_var_es(r, level)[0], level, seed))
+            hybrid[level].append(_passes(r, rolling_hybrid_var(r, level), level, seed))
+    for level in (0.95, 0.99):
+        both = sum(k and c for k, c in conditional[level])
+        assert both >= 17, (level, conditional[level])
+    assert sum(not c for _, c in hybrid[0.95]) >= 3, hybrid[0.95]
+    assert sum(not k for k, _ in hybrid[0.99]) >= 8, hybrid[0.99]
+
+
+def test_calibration_report_puts_the_models_side_by_side() -> None:
+    r = garch_returns(5, 700)
+    rows = calibration_report(r, levels=(0.99,), n_sim=99)
+    assert [row["model"] for row in rows] == list(MODELS)
+    for row in rows:
+        assert row["periods"] == 700 - (252 if row["model"] == "hybrid" else 272)
+        assert 0 <= row["exceptions"] <= row["periods"] and 0.0 <= row["kupiec_p"] <= 1.0
+        assert row["hit_rate"] == pytest.approx(row["exceptions"] / row["periods"])
+    with pytest.raises(ValueError, match="unknown VaR model"):
+        calibration_report(r, models=("garch",))
