@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.var_calibration import garch_returns
 from mqf_pipeline.risk.conditional_var import (
     EWMA_LAMBDA,
     MODELS,
@@ -35,20 +36,7 @@ from mqf_pipeline.risk.conditional_var import (
 )
 from mqf_pipeline.risk.var import christoffersen_independence, kupiec_pof
 
-SEEDS = 20
-N = 300 + 1_500
-
-
-def garch_returns(seed: int, n: int = N, omega: float = 2e-6, a: float = 0.08, b: float = 0.90, nu: int = 6):
-    """GARCH(1,1) daily returns with unit-variance Student-t(nu) shocks (unconditional vol ~1.4% a day)."""
-    rng = np.random.default_rng([seed, 12])
-    z = rng.standard_t(nu, n) / np.sqrt(nu / (nu - 2))
-    r = np.empty(n)
-    h = omega / (1 - a - b)
-    for t in range(n):
-        r[t] = np.sqrt(h) * z[t]
-        h = omega + a * r[t] ** 2 + b * h
-    return r
+SEEDS = 20  # garch_returns: 300 + 1,500 days each
 
 
 def test_ewma_volatility_equals_pandas_ewm() -> None:

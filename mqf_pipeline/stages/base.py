@@ -32,7 +32,7 @@ import polars as pl
 from mqf_pipeline import calendar
 from mqf_pipeline import kill_switch as switch_file
 from mqf_pipeline.storage.lake import Lake, WriteResult
-from mqf_pipeline.storage.schema import table_spec
+from mqf_pipeline.storage.schema import row_schema
 
 #: What a stage wrote: per table, one result per session partition.
 Written = dict[str, list[WriteResult]]
@@ -155,7 +155,7 @@ def concat_rows(steps: Sequence[StepOutput], table: str) -> pl.DataFrame:
     frames = [s.rows[table] for s in steps if table in s.rows and s.rows[table].height]
     if frames:
         return pl.concat(frames, how="vertical_relaxed")
-    return pl.DataFrame(schema={k: v for k, v in table_spec(table).columns.items() if k not in ("id", "created_at")})
+    return pl.DataFrame(schema=row_schema(table))
 
 
 def run_stage(stage: Stage, ctx: RunContext, days: Sequence[dt.date]) -> list[StepOutput]:

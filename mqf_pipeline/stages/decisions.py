@@ -31,7 +31,7 @@ from mqf_pipeline.decisions.audit import write_audit
 from mqf_pipeline.governance import phases as governance
 from mqf_pipeline.regimes.mapping import RISK_MULTIPLIERS
 from mqf_pipeline.risk import breakers
-from mqf_pipeline.risk.book import BookRisk, ReturnsWindow, book_risk, limit_checks, returns_window
+from mqf_pipeline.risk.book import BookRisk, ReturnsWindow, RiskParams, book_risk, limit_checks, returns_window
 from mqf_pipeline.stages.base import (
     RunContext,
     Stage,
@@ -111,7 +111,7 @@ def load_carried(lake: Lake, day: dt.date, initial_nav: float) -> Carried:
 
 
 def mark_and_step_breaker(
-    day: dt.date, inputs: CycleInputs, carried: Carried, window: ReturnsWindow, settings
+    day: dt.date, inputs: CycleInputs, carried: Carried, window: ReturnsWindow, risk: RiskParams, settings
 ) -> Marked:
     """Steps 1-2: mark the held book with the session's returns, then step the circuit breaker on it."""
     today = dict(zip(window.symbols, window.returns[-1], strict=True))
@@ -120,7 +120,7 @@ def mark_and_step_breaker(
     peak = max(carried.peak_nav, nav)
     drawdown = 1.0 - nav / peak if peak > 0 else 0.0
     bparams = breaker_params(settings)
-    held = book_risk(carried.book, window, inputs.sectors, risk_params(settings))
+    held = book_risk(carried.book, window, inputs.sectors, risk)
     obs = breakers.RiskObservation(var=held.var_hybrid or 0.0, vol_ann=held.vol_ann or 0.0, drawdown=drawdown)
     state = breakers.step(carried.breaker, obs, bparams)
     regime_row = inputs.regimes.filter(pl.col("date") == day)
@@ -174,6 +174,7 @@ def decide_and_validate(
     window: ReturnsWindow,
     m: Marked,
     kill: str | None,
+    risk: RiskParams,
     settings,
 ) -> tuple[pl.DataFrame, list[dict[str, object]], BookRisk]:
     """Steps 4-5: the meta-brain's decisions, then the risk validation of the decided book."""
@@ -186,7 +187,7 @@ def decide_and_validate(
         inputs,
         window,
         meta_brain_params(settings),
-        risk_params(settings),
+        risk,
         sizing=m.sizing,
         block_reason=m.block_reason,
         kill_switch=kill,
@@ -197,7 +198,7 @@ def decide_and_validate(
         window,
         inputs.sectors,
         m.drawdown,
-        risk_params(settings),
+        risk,
         max_drawdown=settings.risk.limits.max_drawdown,
         min_trade=settings.risk.meta_brain.min_trade,
     )
@@ -241,19 +242,20 @@ class DecisionStage(Stage):
             ctx.log.warning(f"{kill}: every decision is REJECT (KILL_SWITCH), no order may be created")
         strategy = settings.fund.strategy
         window = session_window(day, inputs, settings.risk.var.window_sessions)
-        m = mark_and_step_breaker(day, inputs, carried, window, settings)
+        risk = risk_params(settings)
+        m = mark_and_step_breaker(day, inputs, carried, window, risk, settings)
         gated = gate_signals(day, inputs, settings.fund.history.min_history_rows)
         gates, stopped = gated.gates, gated.stopped
         if stopped is None:
             decided, checks, final_risk = decide_and_validate(
-                day, gated, carried.book, inputs, window, m, kill, settings
+                day, gated, carried.book, inputs, window, m, kill, risk, settings
             )
             book = {r["symbol"]: r["position_size"] for r in decided.iter_rows(named=True) if r["position_size"]}
         else:
             book = dict(carried.book)
             decided = pl.DataFrame()
             final_risk = m.held
-            checks = limit_checks(m.held, m.drawdown, risk_params(settings))
+            checks = limit_checks(m.held, m.drawdown, risk)
 
         # 6. gates 3-4, audit and decision rows, the risk state
         gates.append(governance.risk_gate(checks))

@@ -23,14 +23,14 @@ from mqf_pipeline.execution.orders import (
     client_order_id,
     round_qty,
 )
-from mqf_pipeline.storage.schema import table_spec
+from mqf_pipeline.storage.schema import row_schema
 
 logger = logging.getLogger("mqf_pipeline.stages.execution")
 
 
 def frame(table: str, rows: list[dict]) -> pl.DataFrame:
     """``rows`` as a frame with ``table``'s columns (id and created_at are the lake's)."""
-    cols = {k: v for k, v in table_spec(table).columns.items() if k not in ("id", "created_at")}
+    cols = row_schema(table)
     return pl.DataFrame(rows, schema=cols) if rows else pl.DataFrame(schema=cols)
 
 

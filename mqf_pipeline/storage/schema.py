@@ -155,3 +155,8 @@ def conform(name: str, frame: pl.DataFrame, *, now: object | None = None) -> pl.
 def empty_frame(name: str) -> pl.DataFrame:
     """An empty frame with table ``name``'s schema."""
     return pl.DataFrame(schema=table_spec(name).columns)
+
+
+def row_schema(name: str) -> dict[str, pl.DataType]:
+    """Table ``name``'s columns a stage provides: all but the generated ones (``id``, ``created_at``)."""
+    return {k: v for k, v in table_spec(name).columns.items() if k not in GENERATED_COLUMNS}
