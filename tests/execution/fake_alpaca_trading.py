@@ -4,6 +4,8 @@ Endpoints (JSON shapes alpaca-py 0.44's ``Order``, ``Position`` and ``TradeAccou
 ``POST /v2/orders`` (422 ``{"code": 40010001, "message": "client_order_id must be unique"}`` on a known id),
 ``GET /v2/orders`` (``status`` open|closed|all, ``limit``, ``symbols``, ``direction``),
 ``GET /v2/orders:by_client_order_id``, ``GET /v2/orders/{id}``, ``DELETE /v2/orders/{id}`` (204),
+``PATCH /v2/orders/{id}`` (replace: a new order with ``replaces``, the old one ``replaced`` with
+``replaced_by``; 422 when the order is no longer open or the new ``client_order_id`` is taken),
 ``GET /v2/positions``, ``GET /v2/account``. Requests without both key headers get 401.
 
 Faults, per endpoint name (:data:`ENDPOINTS`): :meth:`fail` (the next answers, e.g. 500/503, possibly
@@ -25,7 +27,7 @@ from typing import Any
 
 from tests.market.fakes import Captured, FakeHTTPServer, FakeResponse
 
-ENDPOINTS = ("submit", "list", "by_client_id", "get", "cancel", "positions", "account")
+ENDPOINTS = ("submit", "list", "by_client_id", "get", "cancel", "replace", "positions", "account")
 OPEN_STATUSES = frozenset(
     {"new", "accepted", "pending_new", "accepted_for_bidding", "calculated", "pending_replace", "pending_cancel"}
     | {"held", "pending_review", "stopped", "partially_filled"}
@@ -69,6 +71,7 @@ class FakeAlpacaTrading(FakeHTTPServer):
             ("GET", "/v2/orders:by_client_order_id", "by_client_id", self._by_client_id),
             ("GET", "/v2/orders/{order_id}", "get", self._get),
             ("DELETE", "/v2/orders/{order_id}", "cancel", self._cancel),
+            ("PATCH", "/v2/orders/{order_id}", "replace", self._replace),
             ("GET", "/v2/positions", "positions", self._positions),
             ("GET", "/v2/account", "account", self._account),
         ]
@@ -282,6 +285,53 @@ class FakeAlpacaTrading(FakeHTTPServer):
         now = _now()
         order.update(status="canceled", canceled_at=now, updated_at=now)
         return FakeResponse(204, b"")
+
+    def _replace(self, cap: Captured) -> FakeResponse:
+        old = self.orders.get(cap.path_params["order_id"])
+        if old is None:
+            return _error(404, 40410000, "order not found")
+        body = cap.json()
+        if not isinstance(body, dict):
+            return _error(400, 40010000, "request body must be a JSON object")
+        if old["status"] not in OPEN_STATUSES or old["status"] in ("pending_cancel", "pending_replace"):
+            return _error(422, 42210000, f"order is {old['status']}, not replaceable")
+        cid = str(body.get("client_order_id") or uuid.uuid4())
+        if cid in self.by_client_id:
+            return _error(422, 40010001, "client_order_id must be unique")
+        try:
+            qty = float(body.get("qty", old["qty"]))
+        except (TypeError, ValueError):
+            return _error(422, 40010001, "invalid qty")
+        if qty <= 0 or qty < float(old["filled_qty"]):
+            return _error(422, 40010001, "qty must be > 0 and not below the filled quantity")
+        if "limit_price" in body and old["type"] not in ("limit", "stop_limit"):
+            return _error(422, 40010001, f"limit_price is not allowed for {old['type']}")
+        now = _now()
+        order_id = str(uuid.uuid5(_NAMESPACE, f"order-{len(self.orders)}"))
+        new = dict(old)
+        new.update(
+            id=order_id,
+            client_order_id=cid,
+            created_at=now,
+            updated_at=now,
+            submitted_at=now,
+            qty=str(body.get("qty", old["qty"])),
+            filled_qty="0",
+            filled_avg_price=None,
+            filled_at=None,
+            canceled_at=None,
+            replaced_at=None,
+            replaced_by=None,
+            replaces=old["id"],
+            limit_price=body.get("limit_price", old["limit_price"]),
+            stop_price=body.get("stop_price", old["stop_price"]),
+            time_in_force=body.get("time_in_force", old["time_in_force"]),
+            status="accepted",
+        )
+        old.update(status="replaced", replaced_by=order_id, replaced_at=now, updated_at=now)
+        self.orders[order_id] = new
+        self.by_client_id[cid] = order_id
+        return FakeResponse(200, dict(new))
 
     def _positions(self, cap: Captured) -> FakeResponse:
         out = []

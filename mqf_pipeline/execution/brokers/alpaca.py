@@ -18,6 +18,12 @@ connection error, 5xx: the order may have reached Alpaca) the next attempt first
 Alpaca's 422 "client_order_id must be unique" also returns the existing order. Every POST of one order
 carries the same id, so Alpaca's uniqueness check backs this up: no path creates two orders with one id.
 
+Order types: an :class:`OrderRequest`'s type, limit/stop price and time in force reach Alpaca as they are
+(``order_payload``). Child orders (:mod:`mqf_pipeline.execution.child_orders`): :meth:`AlpacaBroker.work_children`
+is the rerun-safe intraday step (submit the children due and unknown to Alpaca, cancel on the PRICE_AWAY
+and VOLUME_ANOMALY guards), :meth:`AlpacaBroker.replace` the cancel-replace (``PATCH /v2/orders/{id}``) to
+revision ``<child>-rN``, :meth:`AlpacaBroker.live_orders` each child's live revision.
+
 Reads use one by-client-id lookup per order (a cycle sends a few hundred at most; no list paging or
 status windows to get wrong). Status mapping (Alpaca -> :class:`OrderStatus`):
 
@@ -51,7 +57,13 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.models import Order, Position, TradeAccount
 
-from mqf_pipeline.execution.brokers.alpaca_orders import _map_order, _optional, _parse_model, order_payload
+from mqf_pipeline.execution.brokers.alpaca_children import AlpacaChildOrders
+from mqf_pipeline.execution.brokers.alpaca_orders import (
+    _map_order,
+    _optional,
+    _parse_model,
+    order_payload,
+)
 from mqf_pipeline.execution.brokers.base import AccountSnapshot, BrokerError, OrderRejectedError
 from mqf_pipeline.execution.orders import BrokerOrder, Fill, OrderRequest, round_qty
 
@@ -78,7 +90,7 @@ class _TimeoutSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-class AlpacaBroker:
+class AlpacaBroker(AlpacaChildOrders):
     """Alpaca's trading API v2 as a :class:`Broker` (see module docstring). Times in seconds.
 
     ``sleep`` waits between retries (tests inject a recorder); ``rng`` draws the jitter (default
@@ -228,12 +240,21 @@ class AlpacaBroker:
     def submit(self, order: OrderRequest, *, session: dt.date) -> BrokerOrder:
         """Send ``order`` made at ``session``'s close; Alpaca queues it for the next session's open.
 
+        Its order type, limit/stop price and time in force reach Alpaca as they are (a LIMIT-strategy request
+        becomes a limit order through :func:`~mqf_pipeline.execution.child_orders.policy_request`).
         Idempotent on ``client_order_id`` (module docstring). Raises ``ValueError`` for an order Alpaca
         cannot take (fractional non-DAY, sub-tick price), :class:`OrderRejectedError` on 403/422.
         """
         body = order_payload(order)
         cid = order.client_order_id
         what = f"submit of {order.side.value} {order.qty:g} {order.symbol} ({cid})"
+        logger.info("%s: %s for the session after %s", self.name, what, session)
+        return _map_order(self.name, self._send_once(what, cid, lambda: self._client.post("/orders", body)))
+
+    def _send_once(self, what: str, cid: str, send: Callable[[], object]) -> object:
+        """``send()`` (a request creating order ``cid``) with retries, never creating ``cid`` twice: after an
+        ambiguous failure (timeout, connection error, 5xx) ``cid`` is looked up before sending again, and
+        Alpaca's duplicate-id 422 returns the existing order. 403/422 raise :class:`OrderRejectedError`."""
         ambiguous = False
 
         def attempt() -> object:
@@ -244,7 +265,7 @@ class AlpacaBroker:
                     logger.info("%s: order %s reached Alpaca before the failure; not sending it again", self.name, cid)
                     return existing
             try:
-                return self._client.post("/orders", body)
+                return send()
             except APIError as e:
                 if e.status_code is not None and e.status_code >= 500:
                     ambiguous = True
@@ -264,8 +285,7 @@ class AlpacaBroker:
                 ambiguous = True
                 raise
 
-        logger.info("%s: %s for the session after %s", self.name, what, session)
-        return _map_order(self.name, self._retrying(what, attempt))
+        return self._retrying(what, attempt)
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
         """Cancel by Alpaca's order id; a terminal order is returned unchanged, an unknown id raises.

@@ -11,7 +11,13 @@ from typing import Any, TypeVar
 from alpaca.trading.enums import OrderSide as AlpacaSide
 from alpaca.trading.enums import TimeInForce as AlpacaTif
 from alpaca.trading.models import Order
-from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, StopLimitOrderRequest, StopOrderRequest
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+    StopLimitOrderRequest,
+    StopOrderRequest,
+)
 from pydantic import BaseModel, ValidationError
 
 from mqf_pipeline.execution.brokers.base import BrokerError
@@ -93,6 +99,27 @@ def order_payload(order: OrderRequest) -> dict[str, Any]:
     body = {k: getattr(v, "value", v) for k, v in request.to_request_fields().items()}
     body["qty"] = f"{order.qty:.{QTY_DECIMALS}f}"
     body.update({k: _price_text(order.symbol, k, v) for k, v in prices.items()})
+    return body
+
+
+def replace_payload(
+    symbol: str, new_client_order_id: str, qty: float | None = None, limit_price: float | None = None
+) -> dict[str, Any]:
+    """The JSON body of ``PATCH /v2/orders/{id}`` (replace): the new ``client_order_id`` and the changed
+    ``qty`` (shares, 4 decimals) and/or ``limit_price`` (dollars, as a tick). Validated by alpaca-py's
+    ``ReplaceOrderRequest`` (its ``qty`` is typed as whole shares, so the quantity is checked here)."""
+    if qty is None and limit_price is None:
+        raise ValueError(f"{symbol}: replace of order {new_client_order_id} changes neither qty nor limit_price")
+    if qty is not None and not (qty > 0 and round_qty(qty) == qty):
+        raise ValueError(
+            f"{symbol}: replacement quantity must be > 0 shares with <= {QTY_DECIMALS} decimals, got {qty}"
+        )
+    request = ReplaceOrderRequest(limit_price=limit_price, client_order_id=new_client_order_id)
+    body = {k: getattr(v, "value", v) for k, v in request.to_request_fields().items()}
+    if qty is not None:
+        body["qty"] = f"{qty:.{QTY_DECIMALS}f}"
+    if limit_price is not None:
+        body["limit_price"] = _price_text(symbol, "limit_price", limit_price)
     return body
 
 
