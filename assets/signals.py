@@ -20,8 +20,9 @@ DESCRIPTIONS = {
     "VOLATILE / CRISIS) on market return and dispersion, refit every regime_refit_sessions on data strictly "
     "before, FILTERED probabilities only; mapped with the trend to seed 000 section 7.2's risk regimes.",
     "model_outputs": "Signals of every enabled alpha agent per symbol and session (the model_outputs table): "
-    "expected return mu over the agent's horizon, sigma, confidence, signal in [-1, 1] and reason codes. The "
-    "preset and agent list come from configs/signals.yaml.",
+    "expected return mu over the agent's horizon, sigma, confidence, signal in [-1, 1] and reason codes, from "
+    "bars, the stored features (e.g. the technical agent's RSI, MACD and Bollinger %B), fundamentals, news and "
+    "macro. The preset and agent list come from configs/signals.yaml.",
 }
 
 

@@ -7,12 +7,15 @@ dates: every session from ``--start`` to ``--end``. Target: the simple 1-session
 adjusted close (D's close to the next close), so daily ICs do not overlap and
 t = mean / (sd / sqrt(n_days)).
 
-Per agent: Spearman IC of ``signal`` against the forward return (mean, sd, t, hit rate), the same
+Per agent: Spearman IC of ``signal`` against the forward return (mean, sd, t, hit rate, and the 95%
+interval ``mean +- 1.96 sd / sqrt(n_days)``), the same
 against forward returns permuted across symbols within each date (the shuffled control, seed
 ``--control-seed`` fixed in advance; |t| < 2 expected ~95% of the time per agent), the distribution
 of the control t over ``--extra-seeds`` further permutations, and the mean daily Spearman
 correlation of the signal with the simulator's planted ``alpha_total`` (what the agent *could*
-capture). Agents that fail to import are skipped with a note. Writes bench/results/agents.json.
+capture). Agents that read stored features (e.g. ``technical``) get them from
+:func:`mqf_pipeline.features.compute_features` over the whole history, as the features stage would store
+them. Agents that fail to import are skipped with a note. Writes bench/results/agents.json.
 
     .venv/bin/python bench/agents.py [--symbols 500] [--start 2023-01-01] [--end 2024-12-31]
 """
@@ -53,6 +56,12 @@ def load_features(bars: pl.DataFrame) -> tuple[pl.DataFrame, str]:
         return compute_features(bars), "mqf_pipeline.features.compute_features"
     except Exception as exc:
         return pl.DataFrame(), f"features failed ({type(exc).__name__}: {exc})"
+
+
+def ic_interval(summary: dict[str, Any], z: float = 1.96) -> tuple[float, float]:
+    """Normal interval ``mean_ic +- z * ic_sd / sqrt(n_days)`` (95% for z = 1.96; daily ICs do not overlap)."""
+    half = z * summary["ic_sd"] / math.sqrt(summary["n_days"]) if summary["n_days"] > 1 else math.nan
+    return summary["mean_ic"] - half, summary["mean_ic"] + half
 
 
 def alpha_alignment(signals: pl.DataFrame, alphas: pl.DataFrame) -> float:
@@ -118,6 +127,7 @@ def main() -> int:
             continue
         seconds = time.perf_counter() - t1
         real = ic_summary(daily_ic(signals, fwd))
+        lo, hi = ic_interval(real)
         ctrl = ic_summary(daily_ic(signals, control))
         extra_t = np.array([ic_summary(daily_ic(signals, f))["t_stat"] for f in extra])
         control_dist[name] = {
@@ -133,6 +143,8 @@ def main() -> int:
                 "rows": signals.height,
                 "coverage": signals.height / max(fwd.height, 1),
                 "mean_ic": real["mean_ic"],
+                "ic_ci95_lo": lo,
+                "ic_ci95_hi": hi,
                 "ic_sd": real["ic_sd"],
                 "t_stat": real["t_stat"],
                 "hit_rate": real["hit_rate"],
@@ -144,8 +156,8 @@ def main() -> int:
             }
         )
         print(
-            f"{name}: IC {real['mean_ic']:+.4f} t {real['t_stat']:+.2f} | control t {ctrl['t_stat']:+.2f} "
-            f"| {seconds:.1f} s"
+            f"{name}: IC {real['mean_ic']:+.4f} [{lo:+.4f}, {hi:+.4f}] t {real['t_stat']:+.2f} "
+            f"| control t {ctrl['t_stat']:+.2f} | {seconds:.1f} s"
         )
 
     if not rows:
@@ -159,7 +171,8 @@ def main() -> int:
             "start": str(start),
             "end": str(end),
             "target": "1-session forward simple return of adjusted_close",
-            "ic": "daily Spearman of signal vs target; t = mean / (sd / sqrt(n_days))",
+            "ic": "daily Spearman of signal vs target; t = mean / (sd / sqrt(n_days)); "
+            "ic_ci95 = mean +- 1.96 sd / sqrt(n_days)",
             "control_seed": args.control_seed,
             "extra_seeds": args.extra_seeds,
             "features": features_note,

@@ -195,6 +195,29 @@ def test_momentum_matches_features_module(
     assert_frame_equal(MomentumAgent().signals(data, decision_dates), sim_signals["momentum"])
 
 
+def test_trend_prefers_stored_features(
+    sim_data: AgentData, sim_signals: dict[str, pl.DataFrame], decision_dates: list[dt.date]
+) -> None:
+    """The features module's sma_50, sma_200, trend_strength and hvol_63 are the trend agent's own columns:
+    signals from them equal the local ones to 1e-9 relative (the t-statistic's window sums; 1e-12 absolute);
+    holes are filled locally; a scrambled stored feature moves the signals; other windows ignore it."""
+    features = pytest.importorskip("mqf_pipeline.features").compute_features(sim_data.bars)
+    for frame in (features, features.sample(fraction=0.5, seed=1)):
+        data = AgentData(bars=sim_data.bars, features=frame, universe=sim_data.universe)
+        assert_frame_equal(
+            TrendAgent().signals(data, decision_dates), sim_signals["trend"], rel_tol=1e-9, abs_tol=1e-12
+        )
+    for column in ("sma_50", "sma_200", "trend_strength", "hvol_63"):
+        scrambled = AgentData(
+            bars=sim_data.bars,
+            universe=sim_data.universe,
+            features=features.with_columns(pl.col(column).shuffle(seed=2)),
+        )
+        assert not TrendAgent().signals(scrambled, decision_dates).equals(sim_signals["trend"]), column
+    assert set(TrendAgent(fast=40, slope_window=42, vol_window=30).stored_columns(features)) == {"sma_s"}
+    assert set(TrendAgent().stored_columns(features.drop("trend_strength"))) == {"sma_f", "sma_s", "vol"}
+
+
 def test_momentum_mu_scale(sim_signals: dict[str, pl.DataFrame], sim_data: AgentData) -> None:
     """mu = ic * z * sd63 * sqrt(21), z = sqrt(3) * signal."""
     out = sim_signals["momentum"]

@@ -40,6 +40,7 @@ AGENTS: dict[str, str] = {
     "fundamental": "mqf_pipeline.agents.fundamental",
     "stat_arb": "mqf_pipeline.agents.stat_arb",
     "ml": "mqf_pipeline.agents.ml",
+    "technical": "mqf_pipeline.agents.technical:TechnicalAgent",
 }
 
 #: Bounds every preset's starting weights respect (the weight updater's floor and cap).

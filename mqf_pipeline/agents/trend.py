@@ -16,6 +16,12 @@ At D, per symbol (adjusted closes P, daily log-return sd ``vol`` over ``vol_wind
 
 Reason codes: ``PRICE_ABOVE_SMA<fast>``/``PRICE_BELOW_SMA<fast>``,
 ``SMA<fast>_ABOVE_SMA<slow>``/``SMA<fast>_BELOW_SMA<slow>``, ``SLOPE_T_GT_2``/``SLOPE_T_LT_-2``.
+
+Stored features (:mod:`mqf_pipeline.features`, same definitions on the same adjusted closes) are read from
+``data.features`` where they are non-null, the local computation filling the rest: ``sma_<fast>`` and
+``sma_<slow>`` for the averages, ``trend_strength`` for ``t`` when ``slope_window`` is its 63 sessions, and
+``hvol_<vol_window> / sqrt(252)`` for ``vol`` when that window is stored (21 or 63). Both agree to ~1e-9
+relative (the t-statistic; ~1e-13 for the others), so stored features and bars give the same signals.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from mqf_pipeline.agents.evaluation import (
     to_signals,
 )
 from mqf_pipeline.agents.scoring import tanh_forecast
+from mqf_pipeline.features.indicators import HVOL_PERIODS, SESSIONS_PER_YEAR, SMA_PERIODS, TREND_N
 
 
 def sma_weights(n: int, length: int) -> np.ndarray:
@@ -69,8 +76,23 @@ class TrendAgent:
         if self.slope_window < 4:
             raise ValueError(f"slope_window must be >= 4, got {self.slope_window}")
 
+    def stored_columns(self, features: pl.DataFrame) -> dict[str, pl.Expr]:
+        """Local column -> the stored feature with the same definition (in the local units), for those in
+        ``features``."""
+        stored: dict[str, tuple[bool, str, pl.Expr]] = {
+            "sma_f": (self.fast in SMA_PERIODS, f"sma_{self.fast}", pl.col(f"sma_{self.fast}")),
+            "sma_s": (self.slow in SMA_PERIODS, f"sma_{self.slow}", pl.col(f"sma_{self.slow}")),
+            "t": (self.slope_window == TREND_N, "trend_strength", pl.col("trend_strength")),
+            "vol": (
+                self.vol_window in HVOL_PERIODS,
+                f"hvol_{self.vol_window}",
+                pl.col(f"hvol_{self.vol_window}") / math.sqrt(SESSIONS_PER_YEAR),
+            ),
+        }
+        return {c: e for c, (same, name, e) in stored.items() if same and name in features.columns}
+
     def signals(self, data: AgentData, dates: Sequence[dt.date]) -> pl.DataFrame:
-        """Signal rows for ``dates``; symbols need ``slow`` sessions of history."""
+        """Signal rows for ``dates``; symbols need ``slow`` sessions of history (or the stored features)."""
         if not dates:
             return empty_signals()
         k_a = float(np.sqrt(np.sum(sma_weights(self.fast, self.slow) ** 2)))
@@ -78,9 +100,13 @@ class TrendAgent:
         n = self.slope_window
         px = pl.col("adjusted_close")
         r = pl.col("r").clip(-1.0 + 1e-12, 1.0 - 1e-12)
+        panel = price_panel(data.bars, until=max(dates))
+        stored = self.stored_columns(data.features)
+        if stored:
+            features = data.features.select("date", "symbol", **{f"_stored_{c}": e for c, e in stored.items()})
+            panel = panel.join(features, on=["date", "symbol"], how="left").sort("symbol", "date")
         frame = (
-            price_panel(data.bars, until=max(dates))
-            .with_columns(
+            panel.with_columns(
                 sma_f=px.rolling_mean(self.fast, min_samples=self.fast).over("symbol"),
                 sma_s=px.rolling_mean(self.slow, min_samples=self.slow).over("symbol"),
                 r=pl.rolling_corr(pl.col("obs").cast(pl.Float64), px.log(), window_size=n, min_samples=n).over(
@@ -90,6 +116,7 @@ class TrendAgent:
                 dens=density(self.slow),
             )
             .with_columns(t=r * ((n - 2) / (1.0 - r * r)).sqrt())
+            .with_columns(**{c: pl.coalesce(f"_stored_{c}", c) for c in stored})
             .with_columns(
                 a=((px / pl.col("sma_f")).log() / (pl.col("vol") * k_a)).clip(-self.z_cap, self.z_cap),
                 b=((pl.col("sma_f") / pl.col("sma_s")).log() / (pl.col("vol") * k_b)).clip(-self.z_cap, self.z_cap),

@@ -4,6 +4,9 @@ Agents that learn (ML, pairs) refit on schedules counted from the first session 
 are given, so, as for features (:mod:`mqf_pipeline.stages.features`), each session's signals are
 computed from a window that starts ``history`` sessions before the first session of its fixed
 block: a session gets the same signals alone or in a backfill, from data at or before it only.
+
+The agents read the stored ``features`` (long rows, pivoted once to wide by :func:`load_features`) over the
+same window as the bars; the features of a session are themselves block-anchored and fixed once stored.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mqf_pipeline import calendar
 from mqf_pipeline.agents.base import SIGNAL_SCHEMA, Agent, AgentData
 from mqf_pipeline.agents.evaluation import daily_ic, forward_returns, ic_summary
 from mqf_pipeline.agents.registry import build_agents, run_agents
+from mqf_pipeline.features import feature_names
 from mqf_pipeline.stages.base import RunContext, Stage, StepOutput, split_by_day
 from mqf_pipeline.stages.features import block_start, usable_bars
 from mqf_pipeline.storage.lake import Lake
@@ -27,8 +31,31 @@ from mqf_pipeline.storage.schema import table_spec
 ProgressFn = Callable[[str], None]
 
 
+def load_features(lake: Lake, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """Stored features of sessions ``start``..``end`` pivoted once to wide: (date, symbol, <feature>...).
+
+    Values keep their stored units (:mod:`mqf_pipeline.features`); a feature not stored for a row is null.
+    Every name of :func:`~mqf_pipeline.features.feature_names` is a Float64 column (all null when none is
+    stored), in that order, then any other stored name sorted; rows sorted by (date, symbol).
+    """
+    span = [p for p in lake.partitions("features") if start.isoformat() <= p <= end.isoformat()]
+    long = lake.scan("features", span).select("date", "symbol", "feature", "value").collect()
+    known = feature_names()
+    if long.height == 0:
+        return pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, **dict.fromkeys(known, pl.Float64)})
+    wide = long.pivot(on="feature", index=["date", "symbol"], values="value")
+    extra = sorted(set(wide.columns) - {"date", "symbol", *known})
+    return wide.select(
+        "date",
+        "symbol",
+        *[pl.col(n).cast(pl.Float64) if n in wide.columns else pl.lit(None, pl.Float64).alias(n) for n in known],
+        *extra,
+    ).sort("date", "symbol")
+
+
 def load_agent_data(lake: Lake, universe: pl.DataFrame, start: dt.date, end: dt.date) -> AgentData:
-    """Everything the agents may read for sessions ``start``..``end`` (fundamentals: all reported by end)."""
+    """Everything the agents may read for sessions ``start``..``end`` (fundamentals: all reported by end;
+    features: the stored ones of those sessions, wide, see :func:`load_features`)."""
     stored = lake.partitions("fundamentals")
     fundamentals = (
         lake.read("fundamentals", [p for p in stored if p <= end.isoformat()]).drop("raw_hash")
@@ -39,7 +66,7 @@ def load_agent_data(lake: Lake, universe: pl.DataFrame, start: dt.date, end: dt.
     macro = lake.read_range("macro_series", start, end).select("date", "series_id", "value")
     return AgentData(
         bars=usable_bars(lake, start, end),
-        features=pl.DataFrame(),
+        features=load_features(lake, start, end),
         universe=universe,
         fundamentals=fundamentals,
         headlines=headlines,
@@ -53,7 +80,7 @@ def _window(data: AgentData, lo: dt.date, hi: dt.date) -> AgentData:
 
     return AgentData(
         bars=between(data.bars),
-        features=data.features,
+        features=between(data.features),
         universe=data.universe,
         fundamentals=data.fundamentals.filter(pl.col("report_date") <= hi)
         if data.fundamentals.height
@@ -149,10 +176,18 @@ class SignalStage(Stage):
     """Signals of every enabled alpha agent per symbol and session (the model_outputs table)."""
 
     NAME = "signals"
-    READS = ("price_history", "data_quality", "fundamentals", "news_headlines", "macro_series", "trading_eligibility")
+    READS = (
+        "price_history",
+        "data_quality",
+        "features",
+        "fundamentals",
+        "news_headlines",
+        "macro_series",
+        "trading_eligibility",
+    )
     WRITES = ("model_outputs",)
     ASSET_KEYS: ClassVar[dict[str, str]] = {"model_outputs": "agent_signals"}
-    CODE_VERSION = "1"
+    CODE_VERSION = "2"
 
     def load_inputs(self, ctx: RunContext, days: Sequence[dt.date]) -> dict[dt.date, pl.DataFrame]:
         cfg = ctx.settings
