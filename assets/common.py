@@ -81,9 +81,9 @@ def stage_specs(
 ) -> list[dg.AssetSpec]:
     """One spec per table ``stage`` writes; deps derived from its ``READS`` (and ``CARRIES``: the previous
     partition of the table itself) through the stage registry, never listed by hand."""
-    upstream = upstream_assets(stage)
     specs = []
     for table in stage.WRITES:
+        upstream = upstream_assets(stage, table)
         key = stage.asset_key(table)
         carried = [dg.AssetDep(key, partition_mapping=PREVIOUS)] if table in stage.CARRIES else []
         specs.append(

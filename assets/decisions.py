@@ -1,8 +1,8 @@
-"""Decision and risk assets: the meta-brain's decisions with their audit, and the risk state (one step).
+"""Decision and risk tables of the trading cycle (:mod:`assets.trading_cycle`): descriptions, the gate
+checks, and the materialization metadata of the decisions part.
 
-Decisions for session D need the risk state of D-1 (breakers, NAV, book) and the risk state of D
-needs D's decisions, so both are outputs of one multi-asset that walks the sessions in order;
-``risk_state`` depends on its own previous partition, which Dagster shows in the lineage and
+Decisions for session D need the risk state of D-1 (breakers, NAV peak) and the positions booked at D's
+close; ``risk_state`` depends on its own previous partition, which Dagster shows in the lineage and
 respects in backfills.
 """
 
@@ -11,11 +11,10 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets.common import RETRY, materialize_stage, md_table, stage_context, stage_specs, write_metadata
-from mqf_pipeline.decisions.audit import AuditWriteError
+from assets.common import md_table, write_metadata
 from mqf_pipeline.governance import phases as governance
-from mqf_pipeline.stages.decisions import CycleDetail, DecisionStage, gate_summary
-from resources import KillSwitchResource, SettingsResource, StorageResource
+from mqf_pipeline.stages.base import StageRun
+from mqf_pipeline.stages.decisions import CycleDetail, gate_summary
 
 DESCRIPTIONS = {
     "decisions": "Meta-brain decisions per symbol and session (seed 000 sections 3.1, 6): confidence-weighted "
@@ -35,57 +34,32 @@ GATE_CHECKS = [
         f"gate_phase{phase}_{name}",
         asset="decisions" if phase < 3 else "risk_state",
         blocking=False,
-        description=f"Governance gate Phase {phase} ({name}) of the latest session in the run. Not blocking: a "
-        "failed gate is recorded (governance_gates) and the order stage refuses on Phase 4; a blocking check "
-        "would fail the whole cycle run on a normal risk state.",
+        description=f"Governance gate Phase {phase} ({name}) of the latest session in the run. The gate acts inside "
+        "the trading cycle's step (Phases 0-2 stop the session's decisions; Phase 3 or 4 failing stops every order "
+        "that adds risk, recorded per order), so the check reports it and does not block: execution runs in the "
+        "same step, and a blocking check would fail a whole backfill on one session's normal risk state.",
     )
     for phase, name in governance.PHASES.items()
 ]
 
 
-def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The decision and risk multi-asset over ``partitions_def``."""
-
-    @dg.multi_asset(
-        specs=stage_specs(
-            DecisionStage, descriptions=DESCRIPTIONS, group="decisions", groups=GROUPS, kinds={"parquet"}
-        ),
-        check_specs=GATE_CHECKS,
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=RETRY,
-        name="decide_and_check_risk",
-    )
-    def decide_and_check_risk(
-        context: dg.AssetExecutionContext,
-        settings: SettingsResource,
-        storage: StorageResource,
-        kill_switch: KillSwitchResource,
-    ):
-        """Walk the sessions in order: gates, decisions with audit, risk validation, breakers, risk state."""
-        ctx = stage_context(context, settings.get(), storage.lake(), kill_switch.file())
-        try:
-            run = materialize_stage(context, DecisionStage(), ctx)
-        except AuditWriteError as exc:
-            context.log.critical(f"HALT: {exc}; no decision of this run is stored")
-            raise dg.Failure(description=f"CRITICAL: {exc}", allow_retries=False) from exc
-        last: CycleDetail = run.last.detail
-        yield from _materializations(run.written, str(run.last.day), last)
-        for gate in last.gates:
-            yield dg.AssetCheckResult(
-                check_name=f"gate_phase{gate.phase}_{gate.name}",
-                asset_key="decisions" if gate.phase < 3 else "risk_state",
-                passed=gate.passed,
-                severity=dg.AssetCheckSeverity.ERROR if gate.phase >= 3 else dg.AssetCheckSeverity.WARN,
-                description=gate.detail,
-                metadata={
-                    "session": str(run.last.day),
-                    "sessions_failed_in_run": gate_summary(run.steps, gate.phase),
-                    "sessions_in_run": len(run.steps),
-                },
-            )
-
-    return [decide_and_check_risk]
+def results(run: StageRun):
+    """The decision part's MaterializeResults and gate check results for a trading-cycle run."""
+    last: CycleDetail = run.last.detail
+    yield from _materializations(run.written, str(run.last.day), last)
+    for gate in last.gates:
+        yield dg.AssetCheckResult(
+            check_name=f"gate_phase{gate.phase}_{gate.name}",
+            asset_key="decisions" if gate.phase < 3 else "risk_state",
+            passed=gate.passed,
+            severity=dg.AssetCheckSeverity.ERROR if gate.phase >= 3 else dg.AssetCheckSeverity.WARN,
+            description=gate.detail,
+            metadata={
+                "session": str(run.last.day),
+                "sessions_failed_in_run": gate_summary(run.steps, gate.phase),
+                "sessions_in_run": len(run.steps),
+            },
+        )
 
 
 def _materializations(written, session: str, last: CycleDetail):
@@ -119,6 +93,8 @@ def _materializations(written, session: str, last: CycleDetail):
             drawdown=round(float(rs["drawdown"]), 6),
             gross_exposure=round(float(rs["gross_exposure"]), 6),
             var_hybrid=_r(rs["var_hybrid"]),
+            var_conditional=_r(rs["var_conditional"]),
+            var_model=str(rs["var_model"]),
             cvar_evt=_r(rs["cvar_evt"]),
             stress_worst=f"{rs['stress_worst_scenario']}: {_r(rs['stress_worst_loss'])}",
             breaker=f"{rs['breaker_status']} (tier {rs['breaker_tier']})",

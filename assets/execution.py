@@ -8,10 +8,8 @@ plus ``account`` (cash, NAV) depend on their own previous partition.
 
 import dagster as dg
 
-from assets.common import RETRY, materialize_stage, md_table, stage_context, stage_specs, write_metadata
-from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError
-from mqf_pipeline.stages.execution import ExecutionStage
-from resources import BrokerResource, KillSwitchResource, SettingsResource, StorageResource
+from assets.common import md_table, write_metadata
+from mqf_pipeline.stages.base import StageRun
 
 DESCRIPTIONS = {
     "execution_outcomes": "Per order of the previous cycle, as it traded during this session (seed 002 section 3.5): "
@@ -31,40 +29,12 @@ DESCRIPTIONS = {
 }
 
 
-def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The execution multi-asset over ``partitions_def``."""
-
-    @dg.multi_asset(
-        specs=stage_specs(ExecutionStage, descriptions=DESCRIPTIONS, group="execution", kinds={"parquet"}),
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=RETRY,
-        name="execute_orders",
-    )
-    def execute_orders(
-        context: dg.AssetExecutionContext,
-        settings: SettingsResource,
-        storage: StorageResource,
-        broker: BrokerResource,
-        kill_switch: KillSwitchResource,
-    ):
-        """Settle, book, reconcile and order, session by session; a rerun finds its orders at the broker."""
-        ctx = stage_context(context, settings.get(), storage.lake(), kill_switch.file())
-        try:
-            run = materialize_stage(context, ExecutionStage(broker.broker()), ctx)
-        except LiveTradingRefusedError as exc:
-            raise dg.Failure(description=f"trading refused: {exc}", allow_retries=False) from exc
-        except BrokerError as exc:
-            raise dg.Failure(description=f"broker {type(exc).__name__}: {exc}", allow_retries=exc.retryable) from exc
-        last = run.last.detail
-        if last.blocked_reason:
-            context.log.warning(f"order submission blocked on {last.day}: {last.blocked_reason}")
-        for note in last.notes:
-            context.log.info(note)
-        for key, meta in _metadata(last).items():
+def results(run: StageRun, tables: tuple[str, ...]):
+    """The execution part's MaterializeResults of ``tables`` for a trading-cycle run."""
+    last = run.last.detail
+    for key, meta in _metadata(last).items():
+        if key in tables:
             yield dg.MaterializeResult(asset_key=key, metadata=write_metadata(run.written[key], **meta))
-
-    return [execute_orders]
 
 
 def _metadata(last) -> dict[str, dict[str, object]]:

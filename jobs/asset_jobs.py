@@ -1,4 +1,5 @@
-"""Asset jobs: the data layer alone, the daily cycle, the portfolio alone, and the catalog refresh."""
+"""Asset jobs: the data layer alone, the daily cycle, the cycle without execution (research), and the
+catalog refresh."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ daily_cycle_job = dg.define_asset_job(
     "execution: fills of the previous session's orders, positions, and this session's orders at the broker.",
 )
 
-portfolio_job = dg.define_asset_job(
-    "portfolio_job",
-    selection=dg.AssetSelection.groups("portfolio"),
-    description="Re-optimize the portfolio of a session from its decisions and risk state (emergency rebalance).",
+research_cycle_job = dg.define_asset_job(
+    "research_cycle_job",
+    selection=dg.AssetSelection.groups("market_data", "signals", "decisions", "risk", "portfolio"),
+    description="The cycle without execution (research): data, signals, decisions with the risk state and the "
+    "portfolio targets. Decisions measure risk on the positions stored for a session where execution has "
+    "booked it, else on the decided book marked with returns (risk_state.book_source says which).",
 )
 
 catalog_job = dg.define_asset_job(

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import decisions, execution, market_data, portfolio, signals
+from assets import market_data, signals, trading_cycle
 from assets.catalog import duckdb_catalog
 from assets.partitions import trading_day_partitions
-from jobs import catalog_job, daily_cycle_job, market_data_job, portfolio_job
+from jobs import catalog_job, daily_cycle_job, market_data_job, research_cycle_job
 from jobs.schedules import SCHEDULES
 from mqf_pipeline.config import load_settings
 from resources import BrokerResource, KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
-from sensors import emergency_rebalance_sensor, kill_switch_sensor
+from sensors import kill_switch_sensor
 
 
 def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
@@ -34,17 +34,15 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
     return [
         *market_data.build(partitions_def),
         *signals.build(partitions_def),
-        *decisions.build(partitions_def),
-        *portfolio.build(partitions_def),
-        *execution.build(partitions_def),
+        *trading_cycle.build(partitions_def),
         duckdb_catalog,
     ]
 
 
 TRADING_DAYS = trading_day_partitions(load_settings().fund.calendar.partitions_start)
 ASSETS = build_assets(TRADING_DAYS)
-JOBS = [daily_cycle_job, market_data_job, catalog_job, portfolio_job]
+JOBS = [daily_cycle_job, research_cycle_job, market_data_job, catalog_job]
 
-SENSORS = [kill_switch_sensor, emergency_rebalance_sensor]
+SENSORS = [kill_switch_sensor]
 
 defs = dg.Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS, resources=build_resources())

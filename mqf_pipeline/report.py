@@ -45,6 +45,12 @@ def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
     }
 
 
+def _limit_var(row: dict[str, object]) -> object:
+    """The VaR the var_95 limit checked in a risk_state row: the hybrid, or the conditional one (var_model)."""
+    model = row.get("var_model") or "hybrid"
+    return row["var_hybrid"] if model == "hybrid" else row.get("var_conditional")
+
+
 def decision_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
     """The meta-brain's decisions and the risk state of session ``latest`` (None where not materialized)."""
     key = latest.isoformat()
@@ -67,7 +73,8 @@ def decision_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
         out |= {
             "nav": f"{r['nav']:,.2f} (drawdown {100 * r['drawdown']:.2f}%)",
             "book": f"{r['n_positions']} positions, gross {100 * r['gross_exposure']:.1f}%",
-            "var95_cvar95_pct": f"{100 * (r['var_hybrid'] or 0):.3f} / {100 * (r['cvar_evt'] or 0):.3f}",
+            "var95_cvar95_pct": f"{100 * (_limit_var(r) or 0):.3f} ({r.get('var_model') or 'hybrid'}) / "
+            f"{100 * (r['cvar_evt'] or 0):.3f}",
             "stress_worst": f"{r['stress_worst_scenario']} {100 * (r['stress_worst_loss'] or 0):.2f}%",
             "breaker": f"{r['breaker_status']} (tier {r['breaker_tier']}), sizing x{r['sizing_multiplier']:.2f}",
             "kill_switch": "ENGAGED" if r["kill_switch"] else "off",

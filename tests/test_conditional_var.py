@@ -28,13 +28,16 @@ import pytest
 from bench.var_calibration import garch_returns
 from mqf_pipeline.risk.conditional_var import (
     EWMA_LAMBDA,
+    MIN_FHS_RESIDUALS,
     MODELS,
     calibration_report,
     ewma_volatility,
     fhs_var_es,
+    fhs_var_next,
     rolling_hybrid_var,
+    rolling_var,
 )
-from mqf_pipeline.risk.var import christoffersen_independence, kupiec_pof
+from mqf_pipeline.risk.var import christoffersen_independence, historical_cvar, hybrid_var, kupiec_pof
 
 SEEDS = 20  # garch_returns: 300 + 1,500 days each
 
@@ -79,6 +82,50 @@ def test_empirical_tail_is_the_residual_quantile_times_sigma() -> None:
     assert var[t] == pytest.approx(sigma[t] * np.quantile(-z, 0.95), rel=1e-12)
     with pytest.raises(ValueError, match="tail"):
         fhs_var_es(r, tail="normal")
+
+
+@pytest.mark.parametrize(("model", "level"), [("fhs_evt", 0.99), ("fhs_evt", 0.95), ("fhs_empirical", 0.99)])
+def test_next_session_forecast_is_the_rolling_forecast_of_that_session(model: str, level: float) -> None:
+    """``fhs_var_next(r[:t])`` is what ``rolling_var`` reports for session t (it sees ``r[:t]`` only). Tolerance
+    1e-12 relative: the same residuals and volatility, but the GPD likelihood and tail-mean column sums may run
+    in another order when one window is fitted alone rather than beside others (rounding only)."""
+    r = garch_returns(7, 420)
+    tail = model.removeprefix("fhs_")
+    rolling = rolling_var(r, model, level, window=252)
+    rolling_es = fhs_var_es(r, level, window=252, tail=tail)[1]
+    for t in (272, 333, 419):  # the first session with a full window, one inside, the last
+        got = fhs_var_next(r[:t], level, window=252, tail=tail)
+        assert (got.model, got.residuals, got.fallback) == (model, 252, None)
+        assert got.var == pytest.approx(rolling[t], rel=1e-12, abs=0)
+        assert got.es == pytest.approx(rolling_es[t], rel=1e-12, abs=0)
+
+
+def test_next_session_forecast_uses_every_residual_of_a_shorter_window() -> None:
+    """150 returns: 20 seed the EWMA, the tail uses the 130 residuals left (window=252 is only a cap); the
+    rolling model with window=130 is the oracle (1e-12 relative, as above)."""
+    r = garch_returns(8, 151)
+    got = fhs_var_next(r[:150], 0.95, window=252)
+    assert (got.model, got.residuals) == ("fhs_evt", 130)
+    assert got.var == pytest.approx(fhs_var_es(r, 0.95, window=130)[0][150], rel=1e-12, abs=0)
+
+
+def test_next_session_forecast_falls_back_to_the_hybrid_on_a_short_window() -> None:
+    """Under 20 + MIN_FHS_RESIDUALS returns the forecast is the seed's hybrid VaR (exactly: the same function on
+    the same returns) and says so; likewise when the series is flat until too late (zero EWMA volatility)."""
+    r = garch_returns(9, 400)
+    short = r[: 20 + MIN_FHS_RESIDUALS - 1]
+    got = fhs_var_next(short, 0.95, hist_weight=0.6)
+    assert got.model == "hybrid" and got.residuals == 0 and "120" in got.fallback
+    assert got.var == hybrid_var(short, 0.95, hist_weight=0.6)
+    assert got.es == historical_cvar(short, 0.95)
+    late = np.concatenate([np.zeros(300), r[:60]])  # a name listed 60 sessions ago, zeros before
+    flat = fhs_var_next(late, 0.95)
+    assert flat.model == "hybrid" and "zero-volatility" in flat.fallback
+    assert fhs_var_next(r[:121], 0.95).model == "fhs_evt"  # 101 residuals: enough
+    with pytest.raises(ValueError, match="at least 2 returns"):
+        fhs_var_next(r[:1])
+    with pytest.raises(ValueError, match="finite"):
+        fhs_var_next(np.array([0.01, np.nan, 0.02]))
 
 
 def _passes(returns: np.ndarray, var: np.ndarray, level: float, seed: int) -> tuple[bool, bool]:

@@ -1,6 +1,7 @@
 """Decisions, audit, gates and the risk state through Dagster on a small simulated deployment.
 
-One module-scoped run of the daily cycle over ten months (20 symbols, Phase 0 needs 60 bars), then:
+One module-scoped run of the research cycle (no execution: the risk state marks the decided book) over
+ten months (20 symbols, Phase 0 needs 60 bars), then:
 the audit record of every decision, limits on the book, the NAV recomputed independently from the
 stored books and returns (1e-12 relative), reruns with identical rows, the kill switch engaged while
 a run is in flight, the audit-failure halt and the missing-state error.
@@ -24,6 +25,7 @@ from mqf_pipeline.storage.lake import Lake
 from tests.deployment import materializations, run_market_data, settings_for, write_configs
 
 START, END = dt.date(2022, 3, 1), dt.date(2022, 12, 30)
+JOB = "research_cycle_job"
 SESSIONS = calendar.sessions(START, END)
 MIN_HISTORY = 60
 
@@ -35,7 +37,7 @@ def deployment(tmp_path_factory):
         root, n_symbols=20, min_history_rows=MIN_HISTORY, signals={"regime_min_train_sessions": 60, "preset": "hybrid"}
     )
     instance = dg.DagsterInstance.ephemeral()
-    result = run_market_data(config_dir, START, END, instance)
+    result = run_market_data(config_dir, START, END, instance, job_name=JOB)
     assert result.success
     return config_dir, instance, result, Lake(settings_for(config_dir).lake_root)
 
@@ -103,6 +105,7 @@ def test_nav_follows_the_stored_books(deployment):
         assert cur["nav"] == pytest.approx(prev["nav"] * (1 + pnl), rel=1e-12)
         checked += bool(book)
     assert checked > 50
+    assert (state["book_source"] == "decided").all()
     assert (state["drawdown"] >= 0).all() and (state["peak_nav"] >= state["nav"]).all()
 
 
@@ -121,7 +124,7 @@ def test_rerun_gives_identical_rows(deployment):
     day = SESSIONS[-20]
     tables = ("decisions", "audit_log", "risk_state", "risk_contributions", "governance_gates")
     before = {t: lake.stored_hash(t, day) for t in tables}
-    assert run_market_data(config_dir, day, day, instance).success
+    assert run_market_data(config_dir, day, day, instance, job_name=JOB).success
     assert {t: lake.stored_hash(t, day) for t in tables} == before
 
 
@@ -138,7 +141,7 @@ def test_kill_switch_engaged_during_the_run_blocks_orders(deployment, monkeypatc
     monkeypatch.setattr(decision_cycle, "load_inputs", operator_pulls_the_switch)
     day = SESSIONS[-1]
     try:
-        result = run_market_data(config_dir, day, day, instance)
+        result = run_market_data(config_dir, day, day, instance, job_name=JOB)
     finally:
         kill_switch.release(path)
     assert result.success
@@ -152,7 +155,7 @@ def test_kill_switch_engaged_during_the_run_blocks_orders(deployment, monkeypatc
     assert "ENGAGED" in meta["kill_switch"].value
     # released: the same session decides normally again
     monkeypatch.undo()
-    assert run_market_data(config_dir, day, day, instance).success
+    assert run_market_data(config_dir, day, day, instance, job_name=JOB).success
     assert not (lake.read("decisions", [day])["final_decision"] == "REJECT").all()
 
 
@@ -168,7 +171,7 @@ def test_audit_failure_halts_with_critical_and_stores_no_decision(deployment, mo
         return original(self, table, *args, **kwargs)
 
     monkeypatch.setattr(Lake, "write_many", failing)
-    result = run_market_data(config_dir, day, day, instance)
+    result = run_market_data(config_dir, day, day, instance, job_name=JOB)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "CRITICAL" in failure.event_specific_data.error.message

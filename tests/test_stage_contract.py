@@ -27,6 +27,8 @@ def test_every_stage_declares_known_tables() -> None:
         assert stage.WRITES and set(stage.WRITES) <= known, stage.NAME
         assert set(stage.READS) <= known, (stage.NAME, set(stage.READS) - known)
         assert set(stage.CARRIES) <= set(stage.WRITES), stage.NAME
+        for table, reads in stage.TABLE_READS.items():
+            assert table in stage.WRITES and set(reads) <= set(stage.READS), (stage.NAME, table)
     assert len(registry.writers()) == sum(len(s.WRITES) for s in registry.STAGES)  # one writer per table
 
 
@@ -38,7 +40,7 @@ def test_asset_lineage_is_derived_from_reads_and_writes() -> None:
         for table in stage.WRITES:
             key = stage.asset_key(table)
             parents = {k.to_user_string() for k in graph.get(dg.AssetKey(key)).parent_keys}
-            expected = set(registry.upstream_assets(stage)) | ({key} if table in stage.CARRIES else set())
+            expected = set(registry.upstream_assets(stage, table)) | ({key} if table in stage.CARRIES else set())
             assert parents == expected, key
     catalog = {k.to_user_string() for k in graph.get(dg.AssetKey("duckdb_catalog")).parent_keys}
     assert catalog == {registry.asset_key(t) for t in registry.written_tables()}

@@ -37,6 +37,13 @@ class ExecutionSettings(Section):
     commission_per_share: float = Field(0.0035, ge=0.0, description="paper broker commission, dollars per share")
     max_participation: float = Field(0.25, gt=0.0, le=1.0, description="an aggressive child's share of bucket volume")
     limit_max_participation: float = Field(0.10, gt=0.0, le=1.0, description="a passive child's share")
+    emergency_max_gross: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="emergency rebalance: on a DEFENSIVE/FREEZE breaker (or a breach no limit scale cures) the held "
+        "book is cut greedily to at most this gross, fraction of NAV",
+    )
     alpaca_url_override: str | None = Field(None, description="Alpaca trading base URL (tests, proxies)")
 
     @model_validator(mode="after")

@@ -225,7 +225,10 @@ def _reduce(
     if abs(reduce_to) < abs(cur):
         change = reduce_to - cur
         st.checks["trade"] = change
-        if reduce_to == 0.0 or abs(change) >= ctx.params.min_trade:
+        # a position over the single-name limit (drift: the book is the positions) is cut to its target
+        # however small the trade: min_trade must not keep a limit breach
+        over_limit = abs(cur) > ctx.params.max_position + 1e-12
+        if reduce_to == 0.0 or abs(change) >= ctx.params.min_trade or over_limit:
             book[s] = st.position = reduce_to
             st.executed = True
             st.codes += [st.why, "CLOSE" if reduce_to == 0.0 else "REDUCE"]

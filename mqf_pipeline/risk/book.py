@@ -4,6 +4,12 @@ The book is a mapping symbol -> weight (fraction of NAV). Returns are simple dai
 in a (T, N) matrix whose columns follow ``symbols``; missing returns count as 0 (a symbol that did
 not trade contributes no P&L that day). VaR and CVaR are 1-day positive loss fractions of NAV;
 volatilities are annualised with 252 sessions.
+
+Two VaR models can drive the seed 000 section 7.4 "var_95" limit (``RiskParams.var_model``): the seed's
+unconditional ``"hybrid"`` VaR of the window, or the conditional ``"fhs_evt"`` forecast for the next session
+(EWMA-filtered historical simulation with a GPD residual tail, :mod:`.conditional_var`), which is calibrated
+where the hybrid is not (bench/var_calibration.py). Both are always computed; ``BookRisk.var_for_limits`` is
+the selected one.
 """
 
 from __future__ import annotations
@@ -13,27 +19,41 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
 
 from mqf_pipeline.risk import evt, stress, var
 from mqf_pipeline.risk import limits as lim
+from mqf_pipeline.risk.conditional_var import fhs_var_next
 
 SESSIONS_PER_YEAR = 252
+
+#: The VaR models the limits can use: the seed's unconditional hybrid, or the conditional FHS with a GPD tail.
+VarModel = Literal["hybrid", "fhs_evt"]
+VAR_MODELS: tuple[str, ...] = get_args(VarModel)
+#: ``BookRisk.var_model`` when ``"fhs_evt"`` is selected but the window is too short for it (the hybrid is used).
+HYBRID_FALLBACK = "hybrid_fallback"
 
 
 @dataclass(frozen=True)
 class RiskParams:
     """How a book's risk is measured and limited: VaR/CVaR ``level`` and the hybrid VaR's historical share
-    ``hist_weight``, the GPD threshold quantile, the sessions behind the ex-ante volatility, and the seed 000
-    section 7.4 limits (:data:`limits.DEFAULT_LIMITS` with the configured values)."""
+    ``hist_weight``, the GPD threshold quantile, the sessions behind the ex-ante volatility, the seed 000
+    section 7.4 limits (:data:`limits.DEFAULT_LIMITS` with the configured values), and ``var_model``, the VaR
+    the "var_95" limit and the breakers see (one of :data:`VAR_MODELS`)."""
 
     level: float = 0.95
     hist_weight: float = 0.6
     evt_threshold_quantile: float = 0.90
     vol_window_sessions: int = 63
     limits: tuple[lim.Limit, ...] = lim.DEFAULT_LIMITS
+    var_model: VarModel = "fhs_evt"
+
+    def __post_init__(self) -> None:
+        if self.var_model not in VAR_MODELS:
+            raise ValueError(f"var_model must be one of {list(VAR_MODELS)}, got {self.var_model!r}")
 
     def limit(self, name: str) -> float:
         """The value of limit ``name`` (a KeyError names an unknown limit)."""
@@ -63,7 +83,12 @@ class ReturnsWindow:
 
 @dataclass(frozen=True)
 class BookRisk:
-    """Every risk figure of one book (see the module docstring for units)."""
+    """Every risk figure of one book (see the module docstring for units).
+
+    ``var_conditional``: the book's conditional VaR for the next session, :func:`.conditional_var.fhs_var_next`
+    (GPD tail) of its portfolio returns over the whole window (it is ``var_hybrid`` where that falls back, on
+    windows under 120 sessions). ``var_model``: the model behind :attr:`var_for_limits`, ``"hybrid"`` or
+    ``"fhs_evt"`` as selected, or :data:`HYBRID_FALLBACK` when ``"fhs_evt"`` is selected and fell back."""
 
     gross: float
     net: float
@@ -71,6 +96,8 @@ class BookRisk:
     var_historical: float | None
     var_parametric: float | None
     var_hybrid: float | None
+    var_conditional: float | None
+    var_model: str
     cvar_evt: float | None
     cvar_historical: float | None
     vol_ann: float | None
@@ -79,6 +106,13 @@ class BookRisk:
     sector_exposure: dict[str, float]
     stress: pl.DataFrame
     contributions: pl.DataFrame  # symbol, weight, sector, beta, component_cvar, marginal_cvar
+
+    @property
+    def var_for_limits(self) -> float:
+        """The VaR of the selected model (1-day positive loss fraction of NAV; 0 when missing): what the seed
+        000 section 7.4 "var_95" limit and the circuit breakers see."""
+        value = self.var_hybrid if self.var_model == "hybrid" else self.var_conditional
+        return value or 0.0
 
     @property
     def max_sector(self) -> tuple[str | None, float]:
@@ -138,7 +172,8 @@ def cvar_function(window: ReturnsWindow, symbols: Sequence[str], params: RiskPar
 def book_risk(
     book: Mapping[str, float], window: ReturnsWindow, sectors: Mapping[str, str], params: RiskParams
 ) -> BookRisk:
-    """VaR (historical, parametric, hybrid), EVT CVaR with Euler contributions, vol, correlation, stress."""
+    """VaR (historical, parametric, hybrid, conditional), EVT CVaR with Euler contributions, vol, correlation,
+    stress. An empty book has every VaR 0 and ``var_model`` the selected one."""
     names = sorted(s for s, w in book.items() if w != 0.0)
     w = np.array([book[s] for s in names], dtype=np.float64)
     gross, net = float(np.abs(w).sum()), float(w.sum())
@@ -155,7 +190,24 @@ def book_risk(
         }
     )
     if not names:
-        return BookRisk(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None, 0.0, {}, _no_stress(), empty_contrib)
+        return BookRisk(
+            gross=0.0,
+            net=0.0,
+            n_positions=0,
+            var_historical=0.0,
+            var_parametric=0.0,
+            var_hybrid=0.0,
+            var_conditional=0.0,
+            var_model=params.var_model,
+            cvar_evt=0.0,
+            cvar_historical=0.0,
+            vol_ann=0.0,
+            avg_correlation=None,
+            correlation_shock_vol_ann=0.0,
+            sector_exposure={},
+            stress=_no_stress(),
+            contributions=empty_contrib,
+        )
     R = window.columns(names)
     p = R @ w
     cfg = params
@@ -177,6 +229,10 @@ def book_risk(
         },
         schema=empty_contrib.schema,
     )
+    conditional = fhs_var_next(
+        p, cfg.level, window=p.size, threshold_quantile=cfg.evt_threshold_quantile, hist_weight=cfg.hist_weight
+    )
+    fell_back = cfg.var_model == "fhs_evt" and conditional.fallback is not None
     return BookRisk(
         gross=gross,
         net=net,
@@ -184,6 +240,8 @@ def book_risk(
         var_historical=float(var.historical_var(p, cfg.level)),
         var_parametric=float(var.parametric_var(p, cfg.level)),
         var_hybrid=float(var.hybrid_var(p, cfg.level, hist_weight=cfg.hist_weight)),
+        var_conditional=conditional.var,
+        var_model=HYBRID_FALLBACK if fell_back else cfg.var_model,
         cvar_evt=float(cvar_evt),
         cvar_historical=float(var.historical_cvar(p, cfg.level)),
         vol_ann=float(np.std(vol_rows @ w, ddof=1) * math.sqrt(SESSIONS_PER_YEAR)) if vol_rows.shape[0] > 1 else 0.0,
@@ -197,13 +255,13 @@ def book_risk(
 
 def limit_checks(risk: BookRisk, drawdown: float, params: RiskParams) -> list[dict[str, object]]:
     """Seed 000 section 7.4 limits (values from configs/risk.yaml) on a book: name, value, limit, breached,
-    action, scale."""
+    action, scale. "var_95" checks :attr:`BookRisk.var_for_limits`, the VaR of the selected model."""
     _, max_sector = risk.max_sector
     _, worst = risk.stress_worst
     metrics = {
         "max_gross_leverage": risk.gross,
         "max_drawdown": drawdown,
-        "var_95": risk.var_hybrid or 0.0,
+        "var_95": risk.var_for_limits,
         "cvar_95": risk.cvar_evt or 0.0,
         "stress_loss": worst,
         "sector_exposure": max_sector,

@@ -10,10 +10,14 @@ is then rescaled by today's volatility forecast:
     VaR_t = sigma_t * q_level(-z),   ES_t = sigma_t * ES_level(-z),   z_s = r_s / sigma_s.
 
 Returns are simple decimal returns per period; VaR and ES are positive loss fractions for the period
-whose return is ``returns[t]``, made from ``returns[:t]`` only (no lookahead).
+whose return is ``returns[t]``, made from ``returns[:t]`` only (no lookahead). :func:`fhs_var_es` gives the
+forecasts along a series (backtests), :func:`fhs_var_next` the one for the period after a window (the risk
+engine's ``var_conditional``), with a documented fallback to the hybrid VaR on short windows.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,15 +26,18 @@ from mqf_pipeline.risk.var import (
     QUANTILE_METHOD,
     check_level,
     christoffersen_independence,
+    historical_cvar,
     hybrid_var,
     kupiec_pof,
 )
 
 #: RiskMetrics' daily decay.
 EWMA_LAMBDA = 0.94
+#: Returns whose mean square seeds the EWMA variance (no forecast before them).
+EWMA_INIT_PERIODS = 20
 
 
-def ewma_volatility(returns: np.ndarray, lam: float = EWMA_LAMBDA, init_periods: int = 20) -> np.ndarray:
+def ewma_volatility(returns: np.ndarray, lam: float = EWMA_LAMBDA, init_periods: int = EWMA_INIT_PERIODS) -> np.ndarray:
     """One-period-ahead EWMA volatility forecasts: ``out[t]`` uses ``returns[:t]`` only.
 
     Seeded with the mean square of the first ``init_periods`` returns (so ``out[:init_periods]`` is NaN:
@@ -63,18 +70,43 @@ def fhs_var_es(
     ``tail``: ``"evt"`` fits a GPD to the residual losses above their ``threshold_quantile`` quantile
     (all windows in one vectorised fit); ``"empirical"`` takes the residuals' quantile and tail mean."""
     level = check_level(level)
-    if tail not in ("evt", "empirical"):
-        raise ValueError(f"tail must be 'evt' or 'empirical', got {tail!r}")
+    _check_tail(tail)
     r = np.asarray(returns, dtype=np.float64)
     sigma = ewma_volatility(r, lam)
-    z = r / sigma  # NaN before the first forecast
-    first = int(np.flatnonzero(np.isfinite(z))[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = r / sigma  # NaN before the first forecast (and while the volatility is still zero)
+    first = _first_residual(z)
     var, es = np.full(r.size, np.nan), np.full(r.size, np.nan)
     targets = np.arange(first + window, r.size)
-    if targets.size == 0:
-        return var, es
-    windows = np.lib.stride_tricks.sliding_window_view(z[first:-1], window)  # row j: z[first + j : first + j + window]
-    windows = windows[: targets.size].T  # (window, n_targets), column k ends right before targets[k]
+    if targets.size:
+        var[targets], es[targets] = _fhs_tail(z, sigma[targets], targets, window, level, tail, threshold_quantile)
+    return var, es
+
+
+def _check_tail(tail: str) -> None:
+    if tail not in ("evt", "empirical"):
+        raise ValueError(f"tail must be 'evt' or 'empirical', got {tail!r}")
+
+
+def _first_residual(z: np.ndarray) -> int:
+    """Index of the first finite standardised residual (``z.size`` if none): before it there is no volatility
+    forecast, or a zero one (a series starting with zero returns, e.g. a name not yet listed)."""
+    finite = np.flatnonzero(np.isfinite(z))
+    return int(finite[0]) if finite.size else z.size
+
+
+def _fhs_tail(
+    z: np.ndarray,
+    sigma_next: np.ndarray,
+    targets: np.ndarray,
+    window: int,
+    level: float,
+    tail: str,
+    threshold_quantile: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """FHS VaR and ES for periods ``targets``: the residual tail of ``z[t - window : t]`` (all finite) times the
+    volatility forecast ``sigma_next`` for t. Positive loss fractions per period, shape ``targets.shape``."""
+    windows = np.lib.stride_tricks.sliding_window_view(z, window)[targets - window].T  # column k: z[t_k - window : t_k]
     if tail == "evt":
         fit = evt.fit_pot(windows, threshold_quantile)
         q, tail_mean = evt.evt_var(fit, level), evt.evt_es(fit, level)
@@ -83,9 +115,78 @@ def fhs_var_es(
         q = np.quantile(losses, level, axis=0, method=QUANTILE_METHOD)
         beyond = losses >= q
         tail_mean = np.where(beyond, losses, 0.0).sum(axis=0) / beyond.sum(axis=0)
-    var[targets] = sigma[targets] * q
-    es[targets] = sigma[targets] * tail_mean
-    return var, es
+    return sigma_next * q, sigma_next * tail_mean
+
+
+#: Fewest standardised residuals behind a one-step forecast (:func:`fhs_var_next`): ten GPD exceedances at the
+#: 0.90 threshold (``evt.MIN_EVT_EXCEEDANCES``), the least :func:`evt.scaled_component_cvar` trusts a fit on.
+MIN_FHS_RESIDUALS = 100
+
+
+class VarForecast(NamedTuple):
+    """A one-period VaR / ES forecast (positive decimal loss fractions of the next period).
+
+    ``model``: what produced it, ``"fhs_evt"`` / ``"fhs_empirical"``, or ``"hybrid"`` when the window was too
+    short for FHS (then ``fallback`` says why, and ``es`` is the historical CVaR); ``residuals``: standardised
+    residuals behind the tail (0 on fallback)."""
+
+    var: float
+    es: float
+    model: str
+    residuals: int
+    fallback: str | None = None
+
+
+def fhs_var_next(
+    returns: np.ndarray,
+    level: float = 0.99,
+    window: int = 252,
+    lam: float = EWMA_LAMBDA,
+    tail: str = "evt",
+    threshold_quantile: float = 0.90,
+    min_residuals: int = MIN_FHS_RESIDUALS,
+    hist_weight: float = 0.6,
+) -> VarForecast:
+    """Conditional VaR and ES of the period right after the last of ``returns`` (simple decimal returns, oldest
+    first), made from ``returns`` only: the forecast :func:`fhs_var_es` makes for that period.
+
+    The tail uses the last ``min(window, available)`` standardised residuals (the EWMA is seeded on the first
+    20 returns, so ``returns[:t]`` with ``t >= 20 + window`` gives exactly ``rolling_var(r, "fhs_" + tail, level,
+    window)[t]``). Fallback, flagged by ``model="hybrid"`` and ``fallback``: with fewer than ``min_residuals``
+    residuals (under 120 returns by default, or a series that is zero until too late), or a residual tail the
+    GPD cannot model at ``level`` (ties leave too few exceedances, or the fit is NaN), the forecast is the
+    seed's unconditional :func:`var.hybrid_var` (``hist_weight``) with the historical CVaR as ES. ``es`` is NaN
+    when the fitted GPD has ``xi >= 1`` (no finite mean; the VaR stands). Needs at least 2 finite returns
+    (``ValueError`` otherwise)."""
+    level = check_level(level)
+    _check_tail(tail)
+    if window < 1 or min_residuals < 1:
+        raise ValueError(f"window and min_residuals must be >= 1, got {window} and {min_residuals}")
+    r = np.asarray(returns, dtype=np.float64)
+    if r.ndim != 1 or r.size < 2 or not np.isfinite(r).all():
+        raise ValueError(f"returns must be a finite 1-d array of at least 2 returns, got shape {r.shape}")
+    init = EWMA_INIT_PERIODS  # as in fhs_var_es
+    if r.size < init + min_residuals:
+        reason = f"{r.size} returns, FHS needs {init + min_residuals} ({min_residuals} residuals)"
+    else:
+        sigma = ewma_volatility(np.append(r, 0.0), lam, init)  # the appended period is the target: never read
+        with np.errstate(divide="ignore", invalid="ignore"):  # zero volatility before a series' first move
+            z = r / sigma[:-1]
+        n = min(window, r.size - _first_residual(z))
+        if n < min_residuals:
+            reason = f"{n} residuals after the zero-volatility start, FHS needs {min_residuals}"
+        else:
+            try:
+                v, e = _fhs_tail(z, sigma[-1:], np.array([r.size]), n, level, tail, threshold_quantile)
+            except ValueError as exc:  # evt: level not inside the modelled tail (ties at the threshold)
+                reason = f"residual tail not usable: {exc}"
+            else:
+                if np.isfinite(v[0]):
+                    return VarForecast(float(v[0]), float(e[0]), f"fhs_{tail}", n)
+                reason = "residual tail fit is NaN (too few distinct exceedances)"
+    return VarForecast(
+        float(hybrid_var(r, level, hist_weight=hist_weight)), float(historical_cvar(r, level)), "hybrid", 0, reason
+    )
 
 
 def rolling_hybrid_var(

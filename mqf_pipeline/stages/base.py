@@ -115,6 +115,8 @@ class Stage(ABC):
     WRITES: ClassVar[tuple[str, ...]]
     CARRIES: ClassVar[tuple[str, ...]] = ()
     CODE_VERSION: ClassVar[str]
+    #: Tables read to make a written table when that is fewer than ``READS`` (its lineage is narrower).
+    TABLE_READS: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Asset key of a written table when it differs from the table's name.
     ASSET_KEYS: ClassVar[dict[str, str]] = {}
     #: Column a written table is partitioned on when it is not ``date`` (fundamentals: ``report_date``).
@@ -144,6 +146,11 @@ class Stage(ABC):
     ) -> list[WriteResult]:
         """One partition of ``table`` per session of ``days`` (an empty file where a session has no rows)."""
         return ctx.lake.write_many(table, rows, days, by=self.PARTITION_BY.get(table, "date"), now=ctx.now)
+
+    @classmethod
+    def reads_of(cls, table: str) -> tuple[str, ...]:
+        """The tables read to make ``table`` (``TABLE_READS`` if it names the table, else ``READS``)."""
+        return cls.TABLE_READS.get(table, cls.READS)
 
     @classmethod
     def asset_key(cls, table: str) -> str:

@@ -12,6 +12,7 @@ import polars as pl
 from mqf_pipeline import calendar
 from mqf_pipeline.risk.book import daily_returns_wide
 from mqf_pipeline.stages.features import usable_bars
+from mqf_pipeline.stages.held_book import Held, held_books
 from mqf_pipeline.storage.lake import Lake
 
 #: Sessions behind a provider's confidence (data_quality outcomes of its bars).
@@ -34,6 +35,7 @@ class CycleInputs:
     learned_weights: pl.DataFrame
     provider_confidence: pl.DataFrame  # date, provider, provider_confidence
     static_weights: dict[str, float]  # the preset's agent weights (used until learned ones are stored)
+    held: dict[dt.date, Held]  # the positions booked at each session's close, where execution has run
 
     def agent_weights_for(self, day: dt.date) -> tuple[dict[str, float], str]:
         """The ensemble's agent weights for ``day`` and where they come from (:func:`agent_weights_for`)."""
@@ -74,6 +76,7 @@ def load_inputs(
         learned_weights=learned,
         provider_confidence=provider_confidence(quality),
         static_weights=dict(static_weights),
+        held=held_books(lake, first, last),
     )
 
 

@@ -112,6 +112,7 @@ def risk_state_row(
     sizing: float,
     kill_switch: str | None,
     book: dict[str, float],
+    book_source: str,
 ) -> dict[str, object]:
     """The session's risk_state row (step 6): the final book's risk, limits, breaker and the book itself."""
     name, value = final_risk.max_sector
@@ -128,6 +129,8 @@ def risk_state_row(
         "var_historical": final_risk.var_historical,
         "var_parametric": final_risk.var_parametric,
         "var_hybrid": final_risk.var_hybrid,
+        "var_conditional": final_risk.var_conditional,
+        "var_model": final_risk.var_model,
         "cvar_evt": final_risk.cvar_evt,
         "cvar_historical": final_risk.cvar_historical,
         "vol_ann": final_risk.vol_ann,
@@ -149,6 +152,7 @@ def risk_state_row(
         "sizing_multiplier": sizing,
         "kill_switch": kill_switch is not None,
         "book_json": json.dumps({s: book[s] for s in sorted(book)}),
+        "book_source": book_source,
     }
 
 

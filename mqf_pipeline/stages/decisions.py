@@ -2,11 +2,14 @@
 
 For session D (everything known at D's close, nothing after):
 
-1. Mark the previous book to market with D's returns: NAV, peak, drawdown (the book is held at its
-   decided weights between cycles; with execution, positions replace it).
-2. Measure the held book (hybrid VaR, vol) and step the circuit-breaker state machine of D-1.
+1. The book held at D's close: where execution has booked session D, the positions after D's fills as
+   fractions of the account NAV (cash, positions, costs, dividends), and that NAV; where it has not
+   (research), the previous decided book marked with D's close-to-close returns. NAV, peak, drawdown
+   follow it; ``risk_state.book_source`` says which ("positions" or "decided").
+2. Measure the held book (VaR of the configured model, vol) and step the circuit-breaker state machine
+   of D-1; the 18%/25% drawdown rules act on that NAV.
 3. Gates 0-2 (history, quality, signals); a failing gate stops the cycle (audited, book held).
-4. Meta-brain: ensemble of the enabled agents' signals (learned weights when stored, else the
+4. Meta-brain, from the held book: ensemble of the enabled agents' signals (learned weights when stored, else the
    preset's), disagreement penalty, robust z, Kelly sized by regime x breaker x drawdown
    multipliers, then the CVaR-first rules with the book's EVT CVaR.
 5. Risk validation of the decided book against seed 000 section 7.4: SCALE limits shrink the
@@ -43,6 +46,7 @@ from mqf_pipeline.stages.base import (
 )
 from mqf_pipeline.stages.decision_inputs import CycleInputs, load_inputs
 from mqf_pipeline.stages.decision_rows import audit_and_decision_rows, meta_brain_decisions, risk_state_row
+from mqf_pipeline.stages.held_book import Held
 from mqf_pipeline.stages.params import breaker_params, meta_brain_params, risk_params
 from mqf_pipeline.stages.risk_validation import validate_limits
 from mqf_pipeline.storage.lake import Lake
@@ -79,6 +83,8 @@ class CycleDetail:
 class Marked:
     """Steps 1-2: the book marked to market and the breaker stepped on it, with the sizing they imply."""
 
+    book: dict[str, float]
+    book_source: str
     nav: float
     peak: float
     drawdown: float
@@ -111,17 +117,27 @@ def load_carried(lake: Lake, day: dt.date, initial_nav: float) -> Carried:
 
 
 def mark_and_step_breaker(
-    day: dt.date, inputs: CycleInputs, carried: Carried, window: ReturnsWindow, risk: RiskParams, settings
+    day: dt.date,
+    inputs: CycleInputs,
+    carried: Carried,
+    window: ReturnsWindow,
+    risk: RiskParams,
+    settings,
+    positions: Held | None,
 ) -> Marked:
-    """Steps 1-2: mark the held book with the session's returns, then step the circuit breaker on it."""
-    today = dict(zip(window.symbols, window.returns[-1], strict=True))
-    pnl = sum(w * today.get(s, 0.0) for s, w in carried.book.items())
-    nav = carried.nav * (1.0 + pnl)
+    """Steps 1-2: the held book (the booked ``positions`` and account NAV when execution ran, else the
+    decided book marked with the session's returns), then the circuit breaker stepped on it."""
+    if positions is not None:
+        book, nav, source = dict(positions.book), positions.nav, "positions"
+    else:
+        today = dict(zip(window.symbols, window.returns[-1], strict=True))
+        pnl = sum(w * today.get(s, 0.0) for s, w in carried.book.items())
+        book, nav, source = dict(carried.book), carried.nav * (1.0 + pnl), "decided"
     peak = max(carried.peak_nav, nav)
     drawdown = 1.0 - nav / peak if peak > 0 else 0.0
     bparams = breaker_params(settings)
-    held = book_risk(carried.book, window, inputs.sectors, risk)
-    obs = breakers.RiskObservation(var=held.var_hybrid or 0.0, vol_ann=held.vol_ann or 0.0, drawdown=drawdown)
+    held = book_risk(book, window, inputs.sectors, risk)
+    obs = breakers.RiskObservation(var=held.var_for_limits, vol_ann=held.vol_ann or 0.0, drawdown=drawdown)
     state = breakers.step(carried.breaker, obs, bparams)
     regime_row = inputs.regimes.filter(pl.col("date") == day)
     regime = regime_row["regime"][0] if regime_row.height else None
@@ -130,7 +146,9 @@ def mark_and_step_breaker(
     sizing = regime_mult * breakers.sizing_multiplier(state, obs, bparams) * dd_mult
     frozen = breakers.blocks_new_risk(state)
     block_reason = "RISK_OVERRIDE_FREEZE" if frozen else ("RISK_OVERRIDE_REGIME_BLOCK" if regime_mult == 0 else None)
-    return Marked(nav, peak, drawdown, held, state, regime, regime_mult, dd_mult, sizing, frozen, block_reason)
+    return Marked(
+        book, source, nav, peak, drawdown, held, state, regime, regime_mult, dd_mult, sizing, frozen, block_reason
+    )
 
 
 @dataclass(frozen=True)
@@ -216,6 +234,8 @@ class DecisionStage(Stage):
         "features",
         "price_history",
         "agent_weights",
+        "positions",
+        "account",
     )
     WRITES = ("audit_log", "decisions", "governance_gates", "risk_contributions", "risk_state")
     CARRIES = ("risk_state",)
@@ -235,7 +255,13 @@ class DecisionStage(Stage):
         return load_carried(ctx.lake, first_day, ctx.settings.risk.initial_nav)
 
     def step(self, day: dt.date, inputs: CycleInputs, carried: Carried, ctx: RunContext) -> StepOutput:
-        """Decide session ``day`` from ``carried`` (module docstring, steps 1-6)."""
+        """Decide session ``day`` from ``carried`` and the positions stored for it, if any (steps 1-6)."""
+        return self.decide(day, inputs, carried, ctx, inputs.held.get(day))
+
+    def decide(
+        self, day: dt.date, inputs: CycleInputs, carried: Carried, ctx: RunContext, positions: Held | None
+    ) -> StepOutput:
+        """Session ``day`` from ``carried`` and the book held at its close (``positions``: None in research)."""
         settings = ctx.settings
         kill = ctx.kill_switch.reason()
         if kill:
@@ -243,16 +269,16 @@ class DecisionStage(Stage):
         strategy = settings.fund.strategy
         window = session_window(day, inputs, settings.risk.var.window_sessions)
         risk = risk_params(settings)
-        m = mark_and_step_breaker(day, inputs, carried, window, risk, settings)
+        m = mark_and_step_breaker(day, inputs, carried, window, risk, settings, positions)
         gated = gate_signals(day, inputs, settings.fund.history.min_history_rows)
         gates, stopped = gated.gates, gated.stopped
         if stopped is None:
             decided, checks, final_risk = decide_and_validate(
-                day, gated, carried.book, inputs, window, m, kill, risk, settings
+                day, gated, m.book, inputs, window, m, kill, risk, settings
             )
             book = {r["symbol"]: r["position_size"] for r in decided.iter_rows(named=True) if r["position_size"]}
         else:
-            book = dict(carried.book)
+            book = dict(m.book)
             decided = pl.DataFrame()
             final_risk = m.held
             checks = limit_checks(m.held, m.drawdown, risk)
@@ -286,6 +312,7 @@ class DecisionStage(Stage):
             m.sizing,
             kill,
             book,
+            m.book_source,
         )
         counts = (
             {str(k): int(v) for k, v in decision_rows.group_by("final_decision").len().iter_rows()}

@@ -7,11 +7,19 @@
 3. The ledger is reconciled with the broker's positions; a difference stops the cycle before anything
    is submitted.
 4. Orders for D move the positions to ``portfolio_targets(D)`` x NAV(D); each gets its schedule from
-   the policy. Reconciliation first: an order whose deterministic ``client_order_id`` the broker
-   already knows is never submitted again (a retry or a rerun after a crash finds it there). The kill
-   switch (checked before every submission) and a FREEZE breaker block submission; blocked orders are
-   stored REJECTED with the reason. ``orders(D)`` records each order's state when the cycle made it
-   (SUBMITTED or REJECTED); its final state is in ``execution_outcomes(D+1)``.
+   the policy (a LIMIT schedule goes out as a limit order at ``limit_offset_bps`` through the close).
+   Reconciliation first: an order whose deterministic ``client_order_id`` the broker already knows is
+   never submitted again (a retry or a rerun after a crash finds it there). The kill switch (checked
+   before every submission) blocks every order; a failed Phase 3 or 4 gate, a FREEZE breaker or a
+   BEAR_CRISIS regime block the orders that add risk, reductions and closes still go
+   (:mod:`execution_gates`); blocked orders are stored REJECTED with the reason. When the session's risk
+   state breaches, the orders are the emergency rebalance's instead (:mod:`mqf_pipeline.portfolio.emergency`:
+   the held book cut greedily, MARKET, cycle id ``<cycle>-EMG`` so their client order ids are their own).
+   ``orders(D)`` records each order's state when the cycle made it (SUBMITTED or REJECTED); its final
+   state is in ``execution_outcomes(D+1)``.
+
+Steps 1-3 are :meth:`ExecutionStage.book` and step 4 :meth:`ExecutionStage.order`: the trading cycle
+(:mod:`mqf_pipeline.stages.trading_cycle`) runs the decisions and the portfolio between them.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import polars as pl
 
@@ -29,7 +38,10 @@ from mqf_pipeline.decisions.audit import cycle_id as make_cycle_id
 from mqf_pipeline.execution.brokers.base import Broker
 from mqf_pipeline.execution.ledger import Ledger
 from mqf_pipeline.execution.orders import Fill
+from mqf_pipeline.portfolio.emergency import EmergencyParams, emergency_targets, gross
+from mqf_pipeline.portfolio.rebalance import risk_breaches
 from mqf_pipeline.stages.base import KillSwitch, RunContext, Stage, StepOutput
+from mqf_pipeline.stages.execution_gates import order_blocker
 from mqf_pipeline.stages.execution_inputs import (
     Carried,
     ExecutionInputs,
@@ -41,9 +53,11 @@ from mqf_pipeline.stages.execution_inputs import (
 )
 from mqf_pipeline.stages.execution_orders import frame, plan_orders, submit_orders
 from mqf_pipeline.stages.execution_outcomes import outcome_rows
-from mqf_pipeline.stages.params import policy_params
+from mqf_pipeline.stages.params import emergency_params, policy_params
 
-CODE_VERSION = "execution-1"
+CODE_VERSION = "execution-2"
+#: Suffix of the cycle id of an emergency rebalance's orders (their client order ids differ from the cycle's).
+EMERGENCY_SUFFIX = "EMG"
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -77,6 +91,37 @@ class SessionResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Booked:
+    """Steps 1-3 of a session: the ledger after D's fills marked at D's close, with its rows."""
+
+    day: dt.date
+    ledger: Ledger
+    nav: float
+    quotes: dict[str, dict]
+    regime: str | None
+    outcomes: pl.DataFrame
+    feedback: pl.DataFrame
+    positions: pl.DataFrame
+    account: dict
+    spike_sessions_left: int
+
+    def rows(self) -> dict[str, pl.DataFrame]:
+        """The booking tables of the session."""
+        return {
+            "execution_outcomes": self.outcomes,
+            "execution_feedback": self.feedback,
+            "positions": self.positions,
+            "account": frame("account", [self.account]),
+        }
+
+    def weights(self) -> dict[str, float]:
+        """The positions as fractions of the account NAV at D's close (signed)."""
+        if not self.nav:
+            return {}
+        return {r["symbol"]: float(r["market_value"]) / self.nav for r in self.positions.iter_rows(named=True)}
+
+
 def kill_switch_reason(switch: KillSwitch) -> str | None:
     """``KILL_SWITCH: ...`` while engaged. Read at the cycle's start and again before every submission,
     so engaging it mid-cycle stops the rest."""
@@ -92,7 +137,21 @@ class ExecutionStage(Stage):
     """
 
     NAME = "execution"
-    READS = ("portfolio_targets", "risk_state", "price_history", "data_quality", "corporate_actions", "regime_history")
+    READS = (
+        "portfolio_targets",
+        "risk_state",
+        "governance_gates",
+        "price_history",
+        "data_quality",
+        "corporate_actions",
+        "regime_history",
+    )
+    #: Booking D (fills of D-1's orders, corporate actions, marks) reads only market data: the decisions
+    #: and targets of D come after it (they read the positions it books).
+    TABLE_READS: ClassVar[dict[str, tuple[str, ...]]] = {
+        table: ("price_history", "data_quality", "corporate_actions", "regime_history")
+        for table in ("execution_outcomes", "execution_feedback", "positions", "account")
+    }
     WRITES = ("execution_outcomes", "execution_feedback", "positions", "account", "orders", "execution_decisions")
     CARRIES = ("positions", "account", "orders", "execution_decisions")
     CODE_VERSION = CODE_VERSION
@@ -109,13 +168,25 @@ class ExecutionStage(Stage):
         return load_carried(ctx.lake, first_day, ctx.settings.risk.initial_nav)
 
     def step(self, day: dt.date, inputs: ExecutionInputs, carried: Carried, ctx: RunContext) -> StepOutput:
-        """Session ``day`` (module docstring, steps 1-4)."""
-        settings, broker = ctx.settings, self.broker
-        cfg = settings.execution
+        """Session ``day`` (module docstring, steps 1-4) with the session's targets, risk state and gates as
+        stored (the trading cycle calls :meth:`book` and :meth:`order` itself, with the rows it just made)."""
+        booked = self.book(day, inputs, carried, ctx)
+        return self.order(
+            day,
+            inputs,
+            booked,
+            ctx,
+            targets=inputs.on("targets", day),
+            risk=inputs.on("risk", day),
+            gates=inputs.on("gates", day),
+        )
+
+    def book(self, day: dt.date, inputs: ExecutionInputs, carried: Carried, ctx: RunContext) -> Booked:
+        """Steps 1-3: D-1's orders as traded during D, booked with D's corporate actions, marked at D's
+        close and reconciled with the broker. Reads nothing of session D's decisions."""
+        cfg = ctx.settings.execution
         market = inputs.on("market", day)
         quotes = {r["symbol"]: r for r in market.iter_rows(named=True)}
-
-        # 1-2. the broker trades D-1's orders during D; corporate actions, fills and marks go to the ledger
         sent, broker_orders, fills = self._settle(day, inputs, market, carried)
         ledger = carried.ledger.copy()
         dividends = ledger.apply_corporate_actions(inputs.on("actions", day))
@@ -145,37 +216,66 @@ class ExecutionStage(Stage):
                 f"{cfg.slippage_spike_bps:g} bps vs the mid on {day}",
                 "execution",
             )
+        _reconcile(day, ledger, self.broker, self.latest_session)
+        account = _account_row(day, ledger, positions, nav, fills, dividends, self.broker.name, spike_left)
+        return Booked(day, ledger, nav, quotes, regime_name, outcomes, feedback, positions, account, spike_left)
 
-        # 3. reconcile positions with the broker before any submission
-        _reconcile(day, ledger, broker, self.latest_session)
-
-        # 4. orders for D
-        blocked = _blocked(inputs.on("risk", day), ctx.kill_switch)
+    def order(
+        self,
+        day: dt.date,
+        inputs: ExecutionInputs,
+        booked: Booked,
+        ctx: RunContext,
+        *,
+        targets: pl.DataFrame,
+        risk: pl.DataFrame,
+        gates: pl.DataFrame,
+    ) -> StepOutput:
+        """Step 4: orders moving the booked positions to ``targets``, each submitted unless a gate blocks it
+        (:func:`execution_gates.order_blocker`: the kill switch blocks all; Phase 3/4, FREEZE and BEAR_CRISIS
+        block orders that add risk, reductions and closes go)."""
+        settings, broker = ctx.settings, self.broker
+        blocker = order_blocker(risk, gates, booked.regime, booked.ledger.open_positions())
         if not getattr(broker, "accepts_historical", False) and day < self.latest_session:
             planned: list[dict] = []
             latest = self.latest_session
             notes = [f"{day} is before the latest session {latest}: broker {broker.name} is not sent past orders"]
         else:
             cid = make_cycle_id(settings.fund.strategy, day)
-            targets = inputs.on("targets", day)
-            planned = plan_orders(day, cid, ledger, nav, targets, quotes, cfg, policy_params(settings), spike_left > 0)
+            emergency = _emergency(day, booked, targets, risk, emergency_params(settings))
             notes = []
+            if emergency is not None:
+                targets, note = emergency
+                cid, notes = f"{cid}-{EMERGENCY_SUFFIX}", [note]
+            planned = plan_orders(
+                day,
+                cid,
+                booked.ledger,
+                booked.nav,
+                targets,
+                booked.quotes,
+                settings.execution,
+                policy_params(settings),
+                booked.spike_sessions_left > 0 or emergency is not None,
+            )
         orders, decisions, submitted, known = submit_orders(
-            day, planned, broker, blocked, lambda: kill_switch_reason(ctx.kill_switch)
+            day, planned, broker, blocker, lambda: kill_switch_reason(ctx.kill_switch)
         )
-        account = _account_row(day, ledger, positions, nav, fills, dividends, broker.name, spike_left)
         result = SessionResult(
-            day, outcomes, feedback, positions, account, orders, decisions, blocked, submitted, known, notes
+            day,
+            booked.outcomes,
+            booked.feedback,
+            booked.positions,
+            booked.account,
+            orders,
+            decisions,
+            blocker.session_reason,
+            submitted,
+            known,
+            notes,
         )
-        rows = {
-            "execution_outcomes": outcomes,
-            "execution_feedback": feedback,
-            "positions": positions,
-            "account": frame("account", [account]),
-            "orders": orders,
-            "execution_decisions": decisions,
-        }
-        return StepOutput(day, rows, Carried(ledger, orders, decisions, spike_left), result)
+        rows = {**booked.rows(), "orders": orders, "execution_decisions": decisions}
+        return StepOutput(day, rows, Carried(booked.ledger, orders, decisions, booked.spike_sessions_left), result)
 
     def _settle(
         self, day: dt.date, inputs: ExecutionInputs, market: pl.DataFrame, carried: Carried
@@ -237,6 +337,31 @@ def _account_row(
     }
 
 
+def _emergency(
+    day: dt.date, booked: Booked, targets: pl.DataFrame, risk: pl.DataFrame, params: EmergencyParams
+) -> tuple[pl.DataFrame, str] | None:
+    """The de-risking targets of a session whose risk state breaches (:mod:`mqf_pipeline.portfolio.emergency`)
+    and a note saying why, else None."""
+    risk_row = risk.row(0, named=True) if risk.height else None
+    held = booked.weights()
+    want = dict(zip(targets["symbol"].to_list(), targets["target_weight"].to_list(), strict=True))
+    sigma = {s: float(q["sigma"]) for s, q in booked.quotes.items() if q["sigma"] is not None}
+    cut = emergency_targets(held, want, risk_row, sigma, params)
+    if cut is None:
+        return None
+    symbols = sorted(cut)
+    frame = pl.DataFrame(
+        {"date": [day] * len(symbols), "symbol": symbols, "target_weight": [cut[s] for s in symbols]},
+        schema={"date": pl.Date, "symbol": pl.String, "target_weight": pl.Float64},
+    )
+    reasons = "; ".join(risk_breaches(risk_row))
+    note = (
+        f"EMERGENCY rebalance {day} ({reasons}): held gross {gross(held):.4f} cut to {gross(cut):.4f}, "
+        "orders MARKET for the next session's open"
+    )
+    return frame, note
+
+
 def _carry_missing_marks(ledger: Ledger, closes: dict[str, float], carried: Carried, day: dt.date) -> None:
     """A held symbol without a usable bar on ``day`` keeps its last mark (its average cost if never marked)."""
     for symbol, pos in ledger.positions.items():
@@ -267,13 +392,3 @@ def _reconcile(day: dt.date, ledger: Ledger, broker: Broker, latest: dt.date) ->
             f"{day}: positions differ from broker {broker.name} for {len(diffs)} symbol(s) ({shown}); "
             "nothing was submitted"
         )
-
-
-def _blocked(risk: pl.DataFrame, switch: KillSwitch) -> str | None:
-    """Why no order of the session may be submitted: the kill switch, or the session's FREEZE breaker."""
-    reason = kill_switch_reason(switch)
-    if reason:
-        return reason
-    if risk.height and risk["breaker_status"][0] == "FREEZE":
-        return "BREAKER_FREEZE: the risk engine's circuit breaker is at FREEZE"
-    return None

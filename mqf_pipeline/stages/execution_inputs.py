@@ -43,13 +43,14 @@ class ExecutionInputs:
     market: pl.DataFrame  # date, symbol, open, close, volume, spread_bps, sigma, adv (sigma, adv known before date)
     targets: pl.DataFrame
     risk: pl.DataFrame
+    gates: pl.DataFrame  # governance_gates rows: date, phase, passed, detail
     actions: pl.DataFrame
     regimes: pl.DataFrame
 
     @cached_property
     def _by_day(self) -> dict[str, dict[dt.date, pl.DataFrame]]:
         """Each date-keyed frame split by session once (a range run would otherwise filter it every session)."""
-        names = ("market", "targets", "risk", "actions", "regimes")
+        names = ("market", "targets", "risk", "gates", "actions", "regimes")
         return {n: {k[0]: v for k, v in getattr(self, n).partition_by("date", as_dict=True).items()} for n in names}
 
     def on(self, name: str, day: dt.date) -> pl.DataFrame:
@@ -66,7 +67,8 @@ def load_inputs(lake: Lake, days: Sequence[dt.date], adv_window: int, vol_window
     return ExecutionInputs(
         market=session_market(bars, adv_window, vol_window).filter(pl.col("date") >= first),
         targets=lake.read_range("portfolio_targets", first, last).select("date", "symbol", "target_weight"),
-        risk=lake.read_range("risk_state", first, last).select("date", "breaker_status", "kill_switch"),
+        risk=lake.read_range("risk_state", first, last).select("date", "breaker_status", "kill_switch", "limits_json"),
+        gates=lake.read_range("governance_gates", first, last).select("date", "phase", "passed", "detail"),
         actions=lake.read_range("corporate_actions", first, last),
         regimes=lake.read_range("regime_history", calendar.session_offset(first, -1), last).select(
             "date", "regime", "volatility_percentile"

@@ -12,6 +12,7 @@ import polars as pl
 
 from mqf_pipeline.execution import policy
 from mqf_pipeline.execution.brokers.base import Broker, OrderRejectedError
+from mqf_pipeline.execution.child_orders import policy_request
 from mqf_pipeline.execution.ledger import Ledger
 from mqf_pipeline.execution.orders import (
     BrokerOrder,
@@ -23,6 +24,7 @@ from mqf_pipeline.execution.orders import (
     client_order_id,
     round_qty,
 )
+from mqf_pipeline.stages.execution_gates import OrderBlocker
 from mqf_pipeline.storage.schema import row_schema
 
 logger = logging.getLogger("mqf_pipeline.stages.execution")
@@ -74,16 +76,20 @@ def plan_orders(
             choice = policy.choose(state, policy_params, kill_switch=spike)
             out.append(
                 {
-                    "request": OrderRequest(
-                        client_order_id=client_order_id(cid, symbol, side, leg),
-                        symbol=symbol,
-                        side=side,
-                        qty=qty,
-                        order_type=OrderType.MARKET,
-                        time_in_force=TimeInForce.DAY,
-                        strategy=choice.action.value,
-                        limit_offset_bps=cfg.limit_offset_bps,
-                        pov_rate=cfg.pov_rate,
+                    # a LIMIT schedule goes out as a limit order at limit_offset_bps through the last close
+                    "request": policy_request(
+                        OrderRequest(
+                            client_order_id=client_order_id(cid, symbol, side, leg),
+                            symbol=symbol,
+                            side=side,
+                            qty=qty,
+                            order_type=OrderType.MARKET,
+                            time_in_force=TimeInForce.DAY,
+                            strategy=choice.action.value,
+                            limit_offset_bps=cfg.limit_offset_bps,
+                            pov_rate=cfg.pov_rate,
+                        ),
+                        float(q["close"]),
                     ),
                     "cycle_id": cid,
                     "leg": leg,
@@ -100,12 +106,13 @@ def submit_orders(
     day: dt.date,
     planned: list[dict],
     broker: Broker,
-    blocked: str | None,
+    blocker: OrderBlocker,
     kill_switch: Callable[[], str | None],
 ) -> tuple[pl.DataFrame, pl.DataFrame, int, int]:
     """Reconcile, then submit what the broker does not know yet; rows describe each order as made.
 
-    ``kill_switch`` is asked again before every submission, so a switch engaged mid-cycle stops the rest.
+    ``kill_switch`` is asked again before every submission, so a switch engaged mid-cycle stops the rest;
+    ``blocker`` refuses the orders that add risk when a gate forbids it (the reason is stored per order).
     Returns (orders rows, execution_decisions rows, orders submitted now, orders the broker already had).
     """
     known = broker.get_orders([p["request"].client_order_id for p in planned]) if planned else {}
@@ -115,7 +122,7 @@ def submit_orders(
         order: BrokerOrder | None = known.get(req.client_order_id)
         reason = None
         if order is None:
-            reason = blocked or kill_switch()
+            reason = kill_switch() or blocker.reason(req, p["leg"])
             if reason is None:
                 try:
                     order = broker.submit(req, session=day)

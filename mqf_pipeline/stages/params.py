@@ -11,6 +11,7 @@ from mqf_pipeline.execution import simulator as sim
 from mqf_pipeline.execution.policy import PolicyParams
 from mqf_pipeline.execution.strategies import Strategy
 from mqf_pipeline.portfolio import optimizer
+from mqf_pipeline.portfolio.emergency import EmergencyParams
 from mqf_pipeline.portfolio.rebalance import EMERGENCY, STRATEGIC
 from mqf_pipeline.risk import breakers
 from mqf_pipeline.risk import limits as lim
@@ -85,8 +86,9 @@ def allocator_params(settings: Settings) -> dict[str, float]:
 
 
 def risk_params(settings: Settings) -> RiskParams:
-    """How the book's risk is measured and limited: configs/risk.yaml var and the seed 000 section 7.4 limits
-    table (``limits`` without the position rules single_name / allow_shorts, which the table does not check)."""
+    """How the book's risk is measured and limited: configs/risk.yaml var (its ``model`` is the VaR of the
+    var_95 limit) and the seed 000 section 7.4 limits table (``limits`` without the position rules single_name /
+    allow_shorts, which the table does not check)."""
     v = settings.risk.var
     return RiskParams(
         level=v.level,
@@ -94,6 +96,7 @@ def risk_params(settings: Settings) -> RiskParams:
         evt_threshold_quantile=v.evt_threshold_quantile,
         vol_window_sessions=v.vol_window_sessions,
         limits=lim.with_values(settings.risk.limits.table_values()),
+        var_model=v.model,
     )
 
 
@@ -118,3 +121,8 @@ def policy_params(settings: Settings) -> PolicyParams:
         max_estimated_slippage_bps=e.max_estimated_slippage_bps,
         cost=cost_params(e),
     )
+
+
+def emergency_params(settings: Settings) -> EmergencyParams:
+    """The emergency rebalance's cut (configs/execution.yaml)."""
+    return EmergencyParams(max_gross=settings.execution.emergency_max_gross)

@@ -6,7 +6,8 @@ scales the rest (limits applied before). The covariance (annualised, last ``cov_
 returns) is a statistical factor model (top ``n_factors`` principal components + specific variance,
 solved in factor form) or dense Ledoit-Wolf, by config. The configured allocator (mean-variance optimizer by
 default, with every constraint of seed 002 section 4.2 and its fallback chain) turns them into
-target weights from the previous session's targets, with the turnover budget of the session's
+target weights from the positions held at D's close (booked by execution; without execution, research
+mode, from the previous session's targets), with the turnover budget of the session's
 rebalance (strategic, tactical or emergency); the pre-trade check then scales the book if its
 parametric VaR or gross exceeds the limits. With the kill switch engaged, or when the cycle made no
 decisions, the previous targets are held.
@@ -28,6 +29,7 @@ from mqf_pipeline.portfolio.rebalance import rebalance_mode
 from mqf_pipeline.risk.book import daily_returns_wide
 from mqf_pipeline.stages.base import RunContext, Stage, StageStateError, StepOutput, previous_partition
 from mqf_pipeline.stages.features import usable_bars
+from mqf_pipeline.stages.held_book import Held, held_books
 from mqf_pipeline.stages.params import allocator_caps, allocator_params, constraints_for
 from mqf_pipeline.stages.portfolio_rows import PortfolioRows, SessionBook, Solved, session_rows
 from mqf_pipeline.storage.lake import Lake
@@ -49,6 +51,7 @@ class PortfolioInputs:
     returns: pl.DataFrame  # wide: date, <symbol>...
     traded: pl.DataFrame  # date, symbol, traded (close x volume, currency)
     sectors: dict[str, str]
+    held: dict[dt.date, Held]  # positions booked at each session's close, where execution has run
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ def load_inputs(lake: Lake, settings, days: Sequence[dt.date], universe: pl.Data
         returns=returns,
         traded=traded,
         sectors=dict(zip(universe["symbol"].to_list(), universe["sector"].to_list(), strict=True)),
+        held=held_books(lake, days[0], days[-1]),
     )
 
 
@@ -179,12 +183,17 @@ def allocate(
     return solved
 
 
-def optimise_session(day: dt.date, inputs: PortfolioInputs, previous: dict[str, float], settings) -> PortfolioRows:
-    """Target weights of session ``day`` from ``previous`` (module docstring)."""
-    risk = inputs.risk.filter(pl.col("date") == day)
-    risk_row = risk.row(0, named=True) if risk.height else None
+def optimise_session(
+    day: dt.date,
+    decided: pl.DataFrame,
+    risk_row: dict | None,
+    inputs: PortfolioInputs,
+    previous: dict[str, float],
+    settings,
+) -> PortfolioRows:
+    """Target weights of session ``day`` from the session's ``decided`` rows and risk state, starting from
+    ``previous`` (the weights held: the booked positions, else the previous targets; module docstring)."""
     mode = rebalance_mode(day, risk_row)
-    decided = inputs.decisions.filter(pl.col("date") == day)
     symbols = sorted(set(decided["symbol"].to_list()) | {s for s, w in previous.items() if w})
     market = session_market(day, inputs, symbols, previous, settings)
     nav = float(risk_row["nav"]) if risk_row else settings.risk.initial_nav
@@ -222,7 +231,7 @@ class PortfolioStage(Stage):
     """Views, covariance, allocator with its fallbacks and the pre-trade check, session by session."""
 
     NAME = "portfolio"
-    READS = ("decisions", "risk_state", "price_history", "data_quality")
+    READS = ("decisions", "risk_state", "positions", "account", "price_history", "data_quality")
     WRITES = ("portfolio_targets", "portfolio_constraints", "optimization_results")
     CARRIES = ("portfolio_targets",)
     CODE_VERSION = CODE_VERSION
@@ -235,7 +244,35 @@ class PortfolioStage(Stage):
         return load_previous(ctx.lake, first_day)
 
     def step(self, day: dt.date, inputs: PortfolioInputs, carried: dict[str, float], ctx: RunContext) -> StepOutput:
-        res = optimise_session(day, inputs, carried, ctx.settings)
+        """Session ``day`` from its stored decisions and risk state, starting from the positions booked at
+        its close when execution has run, else from the previous targets ``carried``."""
+        risk = inputs.risk.filter(pl.col("date") == day)
+        held = inputs.held.get(day)
+        return self.optimise(
+            day,
+            inputs,
+            carried,
+            ctx,
+            decided=inputs.decisions.filter(pl.col("date") == day),
+            risk_row=risk.row(0, named=True) if risk.height else None,
+            held=held.book if held is not None else None,
+        )
+
+    def optimise(
+        self,
+        day: dt.date,
+        inputs: PortfolioInputs,
+        carried: dict[str, float],
+        ctx: RunContext,
+        *,
+        decided: pl.DataFrame,
+        risk_row: dict | None,
+        held: dict[str, float] | None,
+    ) -> StepOutput:
+        """Session ``day`` from ``decided`` and ``risk_row``, starting from ``held`` (weights of the positions
+        at D's close) or, without execution, from the previous targets ``carried``."""
+        start = held if held is not None else carried
+        res = optimise_session(day, decided, risk_row, inputs, start, ctx.settings)
         rows = {
             "portfolio_targets": res.targets,
             "portfolio_constraints": res.constraints,

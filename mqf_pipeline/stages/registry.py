@@ -52,8 +52,10 @@ def asset_key(table: str) -> str:
     return writers()[table].asset_key(table)
 
 
-def upstream_assets(stage: type[Stage]) -> list[str]:
-    """Asset keys of the tables ``stage`` reads that other stages write (its own tables excluded)."""
+def upstream_assets(stage: type[Stage], table: str | None = None) -> list[str]:
+    """Asset keys of the tables ``stage`` reads (to make ``table``, if given) that other stages write (its own
+    tables excluded)."""
     table_writers = writers()
-    keys = [table_writers[t].asset_key(t) for t in stage.READS if t in table_writers and t not in stage.WRITES]
+    reads = stage.READS if table is None else stage.reads_of(table)
+    keys = [table_writers[t].asset_key(t) for t in reads if t in table_writers and t not in stage.WRITES]
     return list(dict.fromkeys(keys))

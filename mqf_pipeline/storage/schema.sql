@@ -273,7 +273,7 @@ CREATE TABLE macro_series (           -- extra table: macro inputs (VIX-like ind
 CREATE TABLE risk_state (             -- extra table: the risk engine's view of the book after each cycle
     date DATE NOT NULL,
     cycle_id VARCHAR NOT NULL,
-    nav DOUBLE NOT NULL,               -- book NAV (account currency): positions when executed, else the decisions' book
+    nav DOUBLE NOT NULL,               -- NAV (account currency): the account's when executed, else the decided book's
     peak_nav DOUBLE NOT NULL,
     drawdown DOUBLE NOT NULL,          -- 1 - nav / peak_nav, fraction
     gross_exposure DOUBLE NOT NULL,    -- sum |w|, fraction of NAV
@@ -282,6 +282,10 @@ CREATE TABLE risk_state (             -- extra table: the risk engine's view of 
     var_historical DOUBLE,             -- 1-day 95% VaR of the book, positive loss fraction (252 sessions)
     var_parametric DOUBLE,
     var_hybrid DOUBLE,                 -- 60% historical + 40% parametric
+    var_conditional DOUBLE,            -- 1-day 95% conditional VaR for the next session: EWMA-filtered historical
+                                       -- simulation + GPD tail of the book's returns (the hybrid below 120 sessions)
+    var_model VARCHAR NOT NULL,        -- the VaR the var_95 limit checked (configs/risk.yaml var.model): hybrid |
+                                       -- fhs_evt | hybrid_fallback (fhs_evt selected, window too short: the hybrid)
     cvar_evt DOUBLE,                   -- 1-day 95% CVaR of the book, GPD peaks over threshold
     cvar_historical DOUBLE,
     vol_ann DOUBLE,                    -- ex-ante annualised volatility of the book (63 sessions)
@@ -302,7 +306,10 @@ CREATE TABLE risk_state (             -- extra table: the risk engine's view of 
     breaker_state_json VARCHAR NOT NULL,   -- the persisted state machine (cooldown, recovery step, counters)
     sizing_multiplier DOUBLE NOT NULL, -- applied to the next cycle's Kelly sizes: regime x breaker x drawdown
     kill_switch BOOLEAN NOT NULL,
-    book_json VARCHAR NOT NULL,        -- the book after the cycle (symbol -> weight): the next cycle starts from it
+    book_json VARCHAR NOT NULL,        -- the decided book after the cycle (symbol -> weight)
+    book_source VARCHAR NOT NULL,      -- what nav, drawdown and the breaker measured: positions (booked by execution:
+                                       -- fills, costs, dividends; account NAV) | decided (research: the previous
+                                       -- decided book marked with close-to-close returns)
     UNIQUE (date)
 );
 
