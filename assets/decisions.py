@@ -73,6 +73,11 @@ def _materializations(written, session: str, last: CycleDetail):
             session=session,
             **{k.lower(): v for k, v in counts.items()},
             kill_switch=(rs["kill_switch"] and "ENGAGED: every decision REJECT (KILL_SWITCH)") or "off",
+            agents_without_signals=(
+                f"{', '.join(last.agents_without_signals)} (no data: their ensemble weight went to the others pro rata)"
+                if last.agents_without_signals
+                else "none"
+            ),
             decisions_preview=dg.MetadataValue.md(_preview(last.decisions)) if last.decisions.height else "none",
         ),
     )

@@ -7,7 +7,7 @@ from assets.common import RETRY, materialize_stage, md_table, stage_context, sta
 from mqf_pipeline.features import FEATURE_VERSION, feature_names
 from mqf_pipeline.stages.features import FeaturesStage
 from mqf_pipeline.stages.regimes import RegimeStage
-from mqf_pipeline.stages.signals import SignalStage, signal_report
+from mqf_pipeline.stages.signals import SignalStage, no_data_note, signal_report
 from resources import SettingsResource, StorageResource
 
 GROUP = "signals"
@@ -103,7 +103,15 @@ def _agent_signals_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             else pl.DataFrame()
         )
         meta = {f"{c['agent']}/coverage": c["coverage"] for c in cover}
-        meta |= {f"{c['agent']}/mean_confidence": c["mean_confidence"] for c in cover}
+        meta |= {
+            f"{c['agent']}/mean_confidence": c["mean_confidence"] for c in cover if c["mean_confidence"] is not None
+        }
+        weights = cfg.signals.starting_weights()
+        silent = [
+            {"agent": c["agent"], "weight": weights.get(str(c["agent"]), 0.0), "reason": c["reason"]}
+            for c in cover
+            if c["status"] == "no data"
+        ]
         meta |= {f"{a}/ic_to_date": v["mean_ic"] for a, v in ic.items() if v.get("mean_ic") == v.get("mean_ic")}
         return dg.MaterializeResult(
             asset_key="agent_signals",
@@ -112,6 +120,7 @@ def _agent_signals_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 preset=cfg.signals.preset,
                 agents=", ".join(names),
                 eligible_last_session=n_eligible,
+                agents_without_data=no_data_note(silent) or "none",
                 agents_table=dg.MetadataValue.md(md_table(table, max_rows=len(names))) if table.height else "none",
                 **meta,
             ),

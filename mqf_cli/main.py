@@ -82,7 +82,7 @@ def _report_outcome(outcome) -> None:
 
 
 def _print_summary(settings: Settings, latest: dt.date, outcomes: list, seconds: float) -> None:
-    summary = market_data_summary(Lake(settings.lake_root), latest)
+    summary = market_data_summary(Lake(settings.lake_root), latest, settings.signals.starting_weights())
     table = Table(title=f"MQF cycle {latest} - mode {settings.fund.mode.value}", show_header=False)
     table.add_column("item")
     table.add_column("value", justify="right")

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import polars as pl
 
 from mqf_pipeline.storage.lake import Lake
 
 
-def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
-    """Key figures of the cycle at session ``latest``: data layer, features, regime, agent signals."""
+def market_data_summary(
+    lake: Lake, latest: dt.date, agent_weights: Mapping[str, float] | None = None
+) -> dict[str, object]:
+    """Key figures of the cycle at session ``latest``: data layer, features, regime, agent signals.
+
+    ``agent_weights``: the enabled agents' ensemble weights (``settings.signals.starting_weights()``); when
+    None, the newest learned ``agent_weights`` stored at or before ``latest`` are used, if any. Agents among
+    them without a signal at ``latest`` are named in ``agents_without_data``.
+    """
     sessions = lake.partitions("price_history")
     key = latest.isoformat()
     quality = lake.read("data_quality", [key])
@@ -41,8 +49,23 @@ def market_data_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
         "agent_signals": (
             f"{outputs.height} from {outputs.get_column('agent').n_unique()} agents" if outputs.height else None
         ),
+        "agents_without_data": _agents_without_data(lake, latest, outputs, agent_weights),
         **decision_summary(lake, latest),
     }
+
+
+def _agents_without_data(
+    lake: Lake, latest: dt.date, outputs: pl.DataFrame, weights: Mapping[str, float] | None
+) -> str | None:
+    """The sentence of :func:`~mqf_pipeline.stages.signals.no_data_note` for agents silent at ``latest``."""
+    from mqf_pipeline.stages.signals import agents_without_data, no_data_note
+
+    if weights is None:
+        stored = [p for p in lake.partitions("agent_weights") if p <= latest.isoformat()]
+        learned = lake.read("agent_weights", stored[-1:]) if stored else pl.DataFrame()
+        weights = dict(learned.select("agent_name", "weight").iter_rows()) if learned.height else {}
+    present = set(outputs.get_column("agent").to_list()) if outputs.height else set()
+    return no_data_note(agents_without_data(lake, latest, present, weights)) if weights else None
 
 
 def _limit_var(row: dict[str, object]) -> object:

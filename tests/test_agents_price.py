@@ -403,7 +403,9 @@ def test_presets_are_consistent() -> None:
         assert math.fsum(preset.weights.values()) == pytest.approx(1.0, abs=1e-12)
         assert set(preset.agents) <= set(registry.AGENTS), preset.name
         assert all(registry.WEIGHT_FLOOR <= w <= registry.WEIGHT_CAP for w in preset.weights.values())
-    assert set(registry.PRESETS["institutional"].agents) == set(registry.AGENTS)
+    # every agent but technical, registered without a preset weight: its IC on the simulator is ~0
+    # (bench/agents.py: +0.0023 [-0.0076, +0.0122])
+    assert set(registry.AGENTS) - set(registry.PRESETS["institutional"].agents) == {"technical"}
     for name in ("sentiment", "valuation", "fundamental", "stat_arb", "ml"):
         assert name in registry.AGENTS
     with pytest.raises(ValueError, match="sum to"):

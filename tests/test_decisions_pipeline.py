@@ -115,6 +115,17 @@ def test_risk_state_metadata_and_checks(deployment):
     meta = mats["risk_state"][-1].metadata
     for key in ("nav", "var_hybrid", "cvar_evt", "breaker", "sizing_multiplier", "stress_worst"):
         assert key in meta
+    # agents of the preset without a signal for an eligible symbol on the last session (their look-back is
+    # longer than this deployment's history) are named, recomputed here from the stored rows
+    config_dir, _, _, lake = deployment
+    day = SESSIONS[-1]
+    eligible = lake.read("trading_eligibility", [day]).filter(pl.col("eligible"))["symbol"].to_list()
+    outputs = lake.read("model_outputs", [day]).filter(pl.col("symbol").is_in(eligible))
+    weights = settings_for(config_dir).signals.starting_weights()
+    silent = sorted(a for a, w in weights.items() if w > 0 and a not in set(outputs["agent"].to_list()))
+    assert silent  # the case is exercised
+    expected = f"{', '.join(silent)} (no data: their ensemble weight went to the others pro rata)"
+    assert mats["decisions"][-1].metadata["agents_without_signals"].value == expected
     checks = {e.check_name for e in result.get_asset_check_evaluations()}
     assert {"gate_phase0_history", "gate_phase3_risk", "gate_phase4_orders"} <= checks
 

@@ -98,3 +98,35 @@ def test_slippage_spike_can_halt_the_fund(tmp_path: Path) -> None:
     blocked = pl.concat([results[1].orders, results[2].orders])
     assert blocked.height and (blocked["status"] == "REJECTED").all()
     assert blocked["reason"].str.starts_with("KILL_SWITCH").all()
+
+
+def test_a_limit_schedule_goes_out_as_a_limit_order_at_its_offset() -> None:
+    """An order the policy sends LIMIT carries its limit price: limit_offset_bps through the last close, on
+    the passive side (a buy below, a sell above), rounded away from the market to the cent; other schedules
+    stay MARKET."""
+    import datetime as dt
+    import math
+
+    from mqf_pipeline.execution.ledger import Ledger
+    from mqf_pipeline.execution.orders import OrderType, Side
+    from mqf_pipeline.execution.policy import PolicyParams
+    from mqf_pipeline.stages.execution_orders import plan_orders
+
+    day = dt.date(2024, 3, 1)
+    quotes = {
+        "AAA": {"close": 100.0, "adv": 1e6, "sigma": 0.02, "spread_bps": 5.0},
+        "BBB": {"close": 50.0, "adv": 1e6, "sigma": 0.02, "spread_bps": 5.0},
+    }
+    ledger = Ledger(cash=1e6)
+    targets = pl.DataFrame({"symbol": ["AAA", "BBB"], "target_weight": [0.05, 0.02]})
+    limit = PolicyParams(default_strategy=Strategy.LIMIT)
+    planned = plan_orders(day, "cyc", ledger, 1e6, targets, quotes, CFG, limit, False)
+    assert len(planned) == 2
+    for p in planned:
+        req = p["request"]
+        assert req.order_type is OrderType.LIMIT and req.side is Side.BUY
+        close = quotes[req.symbol]["close"]
+        passive = math.floor(round(close * (1 - CFG.limit_offset_bps / 1e4) * 100, 6)) / 100  # down to the cent
+        assert req.limit_price == pytest.approx(passive, abs=1e-9)  # 99.95 and 49.97 (49.975 floored)
+    vwap = plan_orders(day, "cyc", ledger, 1e6, targets, quotes, CFG, POLICY, False)
+    assert all(p["request"].order_type is OrderType.MARKET and p["request"].limit_price is None for p in vwap)

@@ -617,13 +617,19 @@ def test_opportunity_cost_holds_thin_edges():
 
 
 def test_min_trade_holds_small_changes_but_closes_dust():
-    """Increase 0.099 -> 0.10 and reduction 0.101 -> 0.10 are below min_trade: HOLD NO_MATERIAL_CHANGE, weight
-    unchanged (exact); a 0.001 dust position with no signal is closed anyway (EXECUTE_SELL CLOSE)."""
-    ens = crafted({"UP": 0.003, "DOWN": 0.003})
-    out = run(ens, current={"UP": 0.099, "DOWN": 0.101, "DUST": 0.001})
-    for s, w in (("UP", 0.099), ("DOWN", 0.101)):
-        assert out[s]["final_decision"] == "HOLD" and out[s]["position_size"] == w
+    """Increase 0.099 -> 0.10 and a reduction 0.001 above a 0.0699 target are below min_trade (0.0025): HOLD
+    NO_MATERIAL_CHANGE, weight unchanged (exact); a 0.001 dust position with no signal is closed anyway
+    (EXECUTE_SELL CLOSE); a position above the single-name limit (0.101 > 0.10: price drift, the book is the
+    positions) is cut to its target however small the trade (EXECUTE_SELL REDUCE, 0.10 exactly)."""
+    ens = crafted({"UP": 0.003, "DOWN": 0.003, "SMALL": 0.003}, sigma={"SMALL": 0.05})
+    small_target = 0.2 * 0.3 * (0.003 - RF) / 0.05**2  # Kelly x sizing 0.2, under the 0.10 cap
+    current = {"UP": 0.099, "DOWN": 0.101, "SMALL": small_target + 0.001, "DUST": 0.001}
+    out = run(ens, current=current, sizing_multiplier=0.2)
+    for s in ("UP", "SMALL"):
+        assert out[s]["final_decision"] == "HOLD" and out[s]["position_size"] == current[s]
         assert codes(out[s])[-1] == "NO_MATERIAL_CHANGE"
+    assert out["DOWN"]["final_decision"] == "EXECUTE_SELL" and out["DOWN"]["position_size"] == 0.10
+    assert codes(out["DOWN"])[-1] == "REDUCE"
     assert out["DUST"]["final_decision"] == "EXECUTE_SELL" and out["DUST"]["position_size"] == 0.0
 
 

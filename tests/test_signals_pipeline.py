@@ -169,3 +169,21 @@ def test_session_alone_equals_range_and_ignores_later_data(deployment, tmp_path)
     assert not moved.filter(pl.col("date") > day).equals(
         _signals(lake, config_dir, in_block).filter(pl.col("date") > day)
     )
+
+
+def test_agents_without_data_in_metadata_and_summary(deployment):
+    """The signal report lists every enabled agent (status "no data" for one without signals) and the run
+    summary names a weighted agent with no signal at the session (here valuation, not run by this preset)."""
+    from mqf_pipeline.report import market_data_summary
+    from mqf_pipeline.stages.signals import agents_without_data, no_data_note
+
+    config_dir, _, result = deployment
+    cfg = settings_for(config_dir)
+    lake = Lake(cfg.lake_root)
+    present = set(lake.read("model_outputs", [SESSIONS[-1]]).get_column("agent"))
+    weights = cfg.signals.starting_weights()
+    meta = materializations(result)["agent_signals"][-1].metadata
+    expected = no_data_note(agents_without_data(lake, SESSIONS[-1], present, weights)) or "none"
+    assert meta["agents_without_data"].value == expected
+    line = market_data_summary(lake, SESSIONS[-1], {**weights, "valuation": 0.1})["agents_without_data"]
+    assert line.startswith("no data: valuation (scored no symbol on")  # simulated fundamentals are stored

@@ -60,7 +60,8 @@ class ProvidersSettings(Section):
             Mode.PAPER: ["yahoo", "alpaca", "files"],
             Mode.LIVE: ["alpaca", "yahoo", "files"],
         },
-        description="bar providers per mode, highest priority first",
+        description="providers per mode, highest priority first, for bars, corporate actions, fundamentals "
+        "(yahoo, files) and headlines: each request goes to the listed providers with that capability",
     )
     macro_priority: dict[Mode, list[str]] = Field(
         default_factory=lambda: {Mode.SIMULATED: ["simulated"], Mode.PAPER: ["fred"], Mode.LIVE: ["fred"]},

@@ -77,6 +77,8 @@ class CycleDetail:
     risk_state: dict[str, object]
     decisions: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+    #: agents with an ensemble weight but no signal for an eligible symbol: their weight went to the others
+    agents_without_signals: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,9 @@ class DecisionStage(Stage):
             "risk_contributions": final_risk.contributions.with_columns(pl.lit(day).alias("date")),
             "risk_state": pl.DataFrame([risk_row], infer_schema_length=None),
         }
-        detail = CycleDetail(gates, risk_row, decision_rows, counts)
+        signalled = set(gated.signals["agent"].to_list()) if gated.signals.height else set()
+        silent = sorted(a for a, w in gated.weights.items() if w > 0 and a not in signalled)
+        detail = CycleDetail(gates, risk_row, decision_rows, counts, silent)
         return StepOutput(day, rows, Carried(book, m.nav, m.peak, m.state), detail)
 
     def progress_line(self, step: StepOutput, i: int, n: int) -> str:

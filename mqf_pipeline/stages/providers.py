@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from mqf_pipeline.config import Settings
 from mqf_pipeline.market.providers.base import MarketDataProvider
 from mqf_pipeline.market.router import DataRouter
+
+logger = logging.getLogger(__name__)
 
 
 def build_provider(name: str, settings: Settings) -> MarketDataProvider:
@@ -41,6 +45,10 @@ def build_router(settings: Settings) -> DataRouter:
     names = list(
         dict.fromkeys([*settings.providers.priority.get(mode, []), *settings.providers.macro_priority.get(mode, [])])
     )
+    if "files" in names and not settings.providers.files_root:
+        # the shipped paper/live lists end with files as the user's own fallback: unset, it is skipped
+        logger.warning("provider 'files' is listed for mode %s but files_root is not set: skipped", mode.value)
+        names.remove("files")
     if not names:
         raise ValueError(f"no providers configured for mode {mode.value!r} (configs/providers.yaml priority)")
     router_settings = settings.providers.router.model_copy(update={"priority": tuple(names)})

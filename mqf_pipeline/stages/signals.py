@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import ClassVar
 
 import polars as pl
@@ -149,23 +149,91 @@ def ic_to_date(lake: Lake, end: dt.date, lookback: int = 63) -> dict[str, dict[s
     return out
 
 
-def coverage_table(signals: pl.DataFrame, eligible_last: int, last: dt.date) -> list[dict[str, object]]:
-    """Per agent on the last session: symbols covered, share of eligible symbols, mean confidence."""
+#: The lake table an agent cannot score without (the others need only bars and features) and how to name it.
+AGENT_INPUTS: dict[str, tuple[str, str]] = {
+    "valuation": ("fundamentals", "fundamentals"),
+    "fundamental": ("fundamentals", "fundamentals"),
+    "sentiment": ("news_headlines", "news headlines"),
+}
+
+
+def agents_without_data(
+    lake: Lake, day: dt.date, present: Collection[str], weights: Mapping[str, float]
+) -> list[dict[str, object]]:
+    """The agents of ``weights`` (agent -> ensemble weight) without a signal on ``day``: agent, weight, reason.
+
+    The reason names the input missing from the lake (:data:`AGENT_INPUTS`: nothing stored at or before
+    ``day``, i.e. no provider served it) or else says the agent scored no symbol that day.
+    """
+    out: list[dict[str, object]] = []
+    for agent in sorted(set(weights) - set(present)):
+        table, label = AGENT_INPUTS.get(agent, ("", ""))
+        stored = bool(table) and any(p <= day.isoformat() for p in lake.partitions(table))
+        reason = (
+            f"no {label} in the lake up to {day}: no provider served them (none configured for this mode, or all "
+            "failed)"
+            if table and not stored
+            else f"scored no symbol on {day}"
+        )
+        out.append({"agent": agent, "weight": round(float(weights[agent]), 4), "reason": reason})
+    return out
+
+
+def no_data_note(missing: Sequence[Mapping[str, object]]) -> str | None:
+    """One sentence on the agents of :func:`agents_without_data`, or None when every agent had data.
+
+    The ensemble (:func:`~mqf_pipeline.decisions.ensemble.ensemble`) normalises weight x confidence over
+    the agents that scored a symbol, so a silent agent's weight goes to the others pro rata.
+    """
+    if not missing:
+        return None
+    lost = sum(float(m["weight"]) for m in missing)  # type: ignore[arg-type]
+    parts = "; ".join(f"{m['agent']} ({m['reason']})" for m in missing)
+    return (
+        f"no data: {parts}. Their ensemble weight ({100 * lost:.1f}%) went to the other agents pro rata (the "
+        "ensemble normalises weight x confidence over the agents that scored each symbol)"
+    )
+
+
+def coverage_table(
+    signals: pl.DataFrame,
+    eligible_last: int,
+    last: dt.date,
+    missing: Sequence[Mapping[str, object]] = (),
+) -> list[dict[str, object]]:
+    """Per agent on the last session: symbols covered, share of eligible symbols, mean confidence, and
+    ``status`` ("ok", or "no data" with its ``reason`` for the rows of ``missing`` from
+    :func:`agents_without_data`)."""
     rows = (
         signals.filter(pl.col("date") == last)
         .group_by("agent")
         .agg(symbols=pl.len(), mean_confidence=pl.col("confidence").mean(), mean_signal=pl.col("signal").mean())
         .sort("agent")
     )
-    return [
+    table: list[dict[str, object]] = [
         {
             **r,
             "coverage": round(r["symbols"] / max(eligible_last, 1), 4),
             "mean_confidence": round(r["mean_confidence"], 4),
             "mean_signal": round(r["mean_signal"], 4),
+            "status": "ok",
+            "reason": "",
         }
         for r in rows.iter_rows(named=True)
     ]
+    table += [
+        {
+            "agent": m["agent"],
+            "symbols": 0,
+            "mean_confidence": None,
+            "mean_signal": None,
+            "coverage": 0.0,
+            "status": "no data",
+            "reason": m["reason"],
+        }
+        for m in missing
+    ]
+    return sorted(table, key=lambda r: str(r["agent"]))
 
 
 def as_json(value: object) -> str:
@@ -210,8 +278,18 @@ class SignalStage(Stage):
 
 
 def signal_report(ctx: RunContext, steps: Sequence[StepOutput]) -> tuple[list[dict[str, object]], dict, int]:
-    """After a run: per agent coverage on the last session, rank IC to date, and eligible symbols then."""
+    """After a run: per agent coverage on the last session (enabled agents without a signal included, with
+    status "no data"), rank IC to date, and eligible symbols then."""
     last = steps[-1]
     eligible = ctx.lake.read("trading_eligibility", [last.day])
     n_eligible = int(eligible.get_column("eligible").sum()) if eligible.height else 0
-    return coverage_table(last.detail, n_eligible, last.day), ic_to_date(ctx.lake, last.day), n_eligible
+    missing = silent_agents(ctx, last)
+    return coverage_table(last.detail, n_eligible, last.day, missing), ic_to_date(ctx.lake, last.day), n_eligible
+
+
+def silent_agents(ctx: RunContext, last: StepOutput) -> list[dict[str, object]]:
+    """:func:`agents_without_data` for the enabled agents (preset weights) on the step's session."""
+    signals = last.detail if last.detail is not None else pl.DataFrame(schema=SIGNAL_SCHEMA)
+    present = set(signals.filter(pl.col("date") == last.day).get_column("agent").to_list())
+    weights = ctx.settings.signals.starting_weights()
+    return agents_without_data(ctx.lake, last.day, present, weights)

@@ -8,7 +8,9 @@
 * :class:`FakeAlpacaNews` - ``GET /v1beta1/news`` in Alpaca's JSON shape with pagination.
 * :class:`FakeFred` - ``GET /fred/series/observations`` in FRED's XML shape.
 * :class:`YahooReplaySession` - a ``requests.Session`` whose transport adapter replays recorded
-  Yahoo chart JSON (``tests/fixtures/yahoo/<SYMBOL>.json``) for yfinance; no socket is opened.
+  Yahoo chart JSON (``tests/fixtures/yahoo/<SYMBOL>.json``) for yfinance; no socket is opened. It also
+  answers the fundamentals-timeseries API from ``tests/fixtures/yahoo/fundamentals/<SYMBOL>.json`` and
+  the earnings calendar page from ``tests/fixtures/yahoo/earnings/<SYMBOL>.html``.
 * :class:`FakeClock`, :class:`ScriptedProvider` and bar helpers for router tests.
 """
 
@@ -476,6 +478,8 @@ class _YahooReplayAdapter(BaseAdapter):
         self.owner.calls.append((request.method or "GET", request.url or "", kwargs.get("timeout")))
         if url.path.endswith("/v1/test/getcrumb"):
             return self._response(request, 200, b"replay-crumb", "text/plain")
+        if "/ws/fundamentals-timeseries/" in url.path or url.path.endswith("/calendar/earnings"):
+            return self._fundamentals(request, url.path, {k: v[0] for k, v in parse_qs(url.query).items()})
         m = re.match(r"^/v8/finance/chart/([^/]+)$", url.path)
         if "/finance/quoteSummary/" in url.path:
             err = {
@@ -488,7 +492,7 @@ class _YahooReplayAdapter(BaseAdapter):
         if not m:  # cookie and consent pages
             return self._response(request, 200, b"<html><body>ok</body></html>", "text/html")
         symbol = m.group(1)
-        outcome = self.owner._next_outcome(symbol)
+        outcome = self.owner._next_outcome(symbol, "chart")
         if outcome == "timeout":
             raise requests.exceptions.ReadTimeout(f"replay: read timed out (timeout={kwargs.get('timeout')})")
         if isinstance(outcome, int):
@@ -505,8 +509,50 @@ class _YahooReplayAdapter(BaseAdapter):
             return self._response(request, 404, json.dumps(err).encode(), "application/json")
         return self._response(request, 200, json.dumps(body).encode(), "application/json")
 
+    def _fundamentals(self, request: requests.PreparedRequest, path: str, params: dict[str, str]) -> requests.Response:
+        """The timeseries API (JSON) or the earnings calendar page (HTML), with scripted outcomes."""
+        kind = "earnings" if path.endswith("/calendar/earnings") else "fundamentals"
+        symbol = params.get("symbol", "")
+        outcome = self.owner._next_outcome(symbol, kind)
+        if outcome == "timeout":
+            raise requests.exceptions.ReadTimeout("replay: read timed out")
+        if isinstance(outcome, int):
+            return self._response(request, outcome, b"Too Many Requests" if outcome == 429 else b"error", "text/plain")
+        if kind == "earnings":
+            return self._response(request, 200, self.owner.earnings_page(symbol).encode(), "text/html")
+        body = self.owner.timeseries(symbol, params.get("type", "").split(","))
+        return self._response(request, 200, json.dumps(body).encode(), "application/json")
+
     def close(self) -> None:
         return
+
+
+def timeseries_body(symbol: str, store: dict[str, dict[str, dict[str, float]]], types: Sequence[str]) -> dict[str, Any]:
+    """Yahoo's fundamentals-timeseries answer for ``types`` (``quarterlyDilutedEPS``, ``annualTotalRevenue``,
+    ...) from ``store`` = {"quarterly"|"annual": {key: {asOfDate: value}}}; a type without data gets only its
+    meta, as Yahoo does. No store (unknown symbol) -> an empty result list."""
+    if not store:
+        return {"timeseries": {"result": [], "error": None}}
+    result = []
+    for t in types:
+        scale = next((p for p in ("quarterly", "annual", "trailing") if t.startswith(p)), "")
+        values = store.get(scale, {}).get(t[len(scale) :], {})
+        entry: dict[str, Any] = {"meta": {"symbol": [symbol], "type": [t]}}
+        if values:
+            days = sorted(values)
+            entry["timestamp"] = [int(dt.datetime.fromisoformat(d).replace(tzinfo=dt.UTC).timestamp()) for d in days]
+            entry[t] = [
+                {
+                    "dataId": 0,
+                    "asOfDate": d,
+                    "periodType": "3M" if scale == "quarterly" else "12M",
+                    "currencyCode": "USD",
+                    "reportedValue": {"raw": values[d], "fmt": f"{values[d]}"},
+                }
+                for d in days
+            ]
+        result.append(entry)
+    return {"timeseries": {"result": result, "error": None}}
 
 
 class YahooReplaySession(requests.Session):
@@ -523,21 +569,41 @@ class YahooReplaySession(requests.Session):
         self.calls: list[tuple[str, str, Any]] = []
         self._next: dict[str, deque[int | str]] = {}
         self._always: dict[str, int | str] = {}
+        #: symbol -> timeseries store overriding the fixture file (tests of malformed data)
+        self.statements: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
         adapter = _YahooReplayAdapter(self)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
 
-    def fail(self, symbol: str, *outcomes: int | str) -> None:
-        self._next.setdefault(symbol, deque()).extend(outcomes)
+    def fail(self, symbol: str, *outcomes: int | str, kind: str = "chart") -> None:
+        """Script the next answers of ``kind`` (chart, fundamentals, earnings) for ``symbol``."""
+        self._next.setdefault(f"{kind}:{symbol}", deque()).extend(outcomes)
 
-    def fail_always(self, symbol: str, outcome: int | str) -> None:
-        self._always[symbol] = outcome
+    def fail_always(self, symbol: str, outcome: int | str, kind: str = "chart") -> None:
+        self._always[f"{kind}:{symbol}"] = outcome
 
-    def _next_outcome(self, symbol: str) -> int | str | None:
-        q = self._next.get(symbol)
+    def _next_outcome(self, symbol: str, kind: str = "chart") -> int | str | None:
+        q = self._next.get(f"{kind}:{symbol}")
         if q:
             return q.popleft()
-        return self._always.get(symbol)
+        return self._always.get(f"{kind}:{symbol}")
+
+    def fundamentals_calls(self, symbol: str) -> list[str]:
+        """URLs of the timeseries and earnings-calendar requests for ``symbol``."""
+        return [u for _, u, _ in self.calls if f"symbol={symbol}" in u and ("timeseries" in u or "calendar" in u)]
+
+    def timeseries(self, symbol: str, types: Sequence[str]) -> dict[str, Any]:
+        """The timeseries answer from ``fundamentals/<SYMBOL>.json`` (or ``self.statements[symbol]``)."""
+        store = self.statements.get(symbol)
+        path = self.fixtures / "fundamentals" / f"{symbol}.json"
+        if store is None and path.exists():
+            store = json.loads(path.read_text())
+        return timeseries_body(symbol, store or {}, types)
+
+    def earnings_page(self, symbol: str) -> str:
+        """``earnings/<SYMBOL>.html``, or a calendar page without a table (Yahoo's answer for no events)."""
+        path = self.fixtures / "earnings" / f"{symbol}.html"
+        return path.read_text() if path.exists() else "<html><body><p>No results</p></body></html>"
 
     def chart_calls(self, symbol: str) -> list[str]:
         return [u for _, u, _ in self.calls if f"/v8/finance/chart/{symbol}?" in u]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +11,7 @@ import pytest
 
 from mqf_pipeline import calendar
 from mqf_pipeline.market.bars import BARS_SCHEMA, canonicalize
-from mqf_pipeline.market.providers.base import BarsRequest, ProviderError
+from mqf_pipeline.market.providers.base import FUNDAMENTALS_SCHEMA, BarsRequest, ProviderError
 from mqf_pipeline.market.providers.files import FilesProvider
 from tests.market.fakes import synthetic_bars, write_bar_files
 
@@ -107,3 +108,68 @@ def test_missing_column_error_names_file_and_column(tmp_path: Path) -> None:
     (tmp_path / "XOM.csv").write_text("date,open,high,low,volume\n2024-03-01,1,2,0.5,10\n")
     with pytest.raises(ProviderError, match=r"XOM\.csv lacks required column\(s\) \['close'\]"):
         FilesProvider(tmp_path).fetch_bars(BarsRequest(("XOM",), START, END))
+
+
+# ---------------------------------------------------------------------------- fundamentals
+def _fundamentals_dir(root: Path) -> Path:
+    folder = root / "fundamentals"
+    folder.mkdir()
+    return folder
+
+
+def test_fundamentals_from_files_are_point_in_time(tmp_path: Path) -> None:
+    """Per-symbol CSV and combined Parquet; report dates move to the first session on or after them, an
+    empty report date gets the 90-day lag, and a quarter is returned only once its report session is in range."""
+    folder = _fundamentals_dir(tmp_path)
+    (folder / "aapl.csv").write_text(
+        "Fiscal_Period_End,report_date,eps,revenue,shares_outstanding,dividend_per_share\n"
+        "2024-03-31,2024-05-04,1.53,90753000000,15337686000,0.24\n"  # Saturday -> Monday 2024-05-06
+        "2024-06-30,,1.40,85777000000,15222259000,0.25\n"  # no date: 2024-06-30 + 90 days = 2024-09-28 -> 09-30
+    )
+    pl.DataFrame(
+        {
+            "symbol": ["MSFT", "IBM"],
+            "fiscal_period_end": [dt.date(2024, 3, 31)] * 2,
+            "report_date": [dt.date(2024, 4, 25)] * 2,
+        }
+    ).write_parquet(folder / "combined.parquet")
+    provider = FilesProvider(tmp_path)
+    assert "fundamentals" in provider.capabilities()
+    got = provider.fetch_fundamentals(BarsRequest(("AAPL", "MSFT"), dt.date(2024, 1, 1), dt.date(2024, 12, 31)))
+    assert got.schema == pl.Schema(FUNDAMENTALS_SCHEMA)
+    assert got.sort("symbol", "fiscal_period_end").select("symbol", "fiscal_period_end", "report_date").rows() == [
+        ("AAPL", dt.date(2024, 3, 31), dt.date(2024, 5, 6)),
+        ("AAPL", dt.date(2024, 6, 30), dt.date(2024, 9, 30)),
+        ("MSFT", dt.date(2024, 3, 31), dt.date(2024, 4, 25)),
+    ]
+    first = got.filter(pl.col("report_date") == dt.date(2024, 5, 6)).row(0, named=True)
+    assert first["eps"] == 1.53 and first["shares_outstanding"] == 15_337_686_000 and first["provider"] == "files"
+    # no lookahead: the session before the report does not see the quarter, the report session does
+    before = provider.fetch_fundamentals(BarsRequest(("AAPL",), dt.date(2024, 5, 3), dt.date(2024, 5, 3)))
+    assert before.is_empty()
+    on = provider.fetch_fundamentals(BarsRequest(("AAPL",), dt.date(2024, 5, 6), dt.date(2024, 5, 6)))
+    assert on["fiscal_period_end"].to_list() == [dt.date(2024, 3, 31)]
+    # the bars scan ignores the fundamentals folder
+    assert provider.fetch_bars(BarsRequest(("AAPL",), dt.date(2024, 1, 2), dt.date(2024, 1, 5))).raw.is_empty()
+
+
+def test_no_fundamentals_folder_means_no_capability(tmp_path: Path) -> None:
+    assert FilesProvider(tmp_path).capabilities() == frozenset({"bars"})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("symbol,fiscal_period_end,eps\nAAPL,2024-03-31,abc\n", "AAPL column 'eps' has unreadable value 'abc'"),
+        ("symbol,fiscal_period_end,eps\nAAPL,31/03/2024,1.0\n", "AAPL column 'fiscal_period_end'"),
+        ("symbol,fiscal_period_end,shares_outstanding\nAAPL,2024-03-31,-3\n", "AAPL column 'shares_outstanding'"),
+        ("symbol,fiscal_period_end,report_date\nAAPL,2024-03-31,2024-03-15\n", "'report_date' 2024-03-15 is not after"),
+        ("symbol,eps\nAAPL,1.0\n", "lacks required column 'fiscal_period_end'"),
+    ],
+)
+def test_malformed_fundamentals_name_file_symbol_and_column(tmp_path: Path, content: str, message: str) -> None:
+    (_fundamentals_dir(tmp_path) / "f.csv").write_text(content)
+    req = BarsRequest(("AAPL",), dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    with pytest.raises(ProviderError, match=re.escape(message)) as info:
+        FilesProvider(tmp_path).fetch_fundamentals(req)
+    assert "f.csv" in str(info.value) and not info.value.retryable

@@ -488,3 +488,21 @@ def test_router_over_the_simulated_provider() -> None:
     assert actions.failures.is_empty() and set(actions.data["action_type"]) <= {"SPLIT", "DIVIDEND"}
     m = {r["capability"]: r for r in router.metrics_frame().iter_rows(named=True)}
     assert m["bars"]["mean_quality"] == pytest.approx(2 / 3)
+
+
+def test_shipped_paper_providers_build_without_a_files_root(caplog: pytest.LogCaptureFixture) -> None:
+    """The shipped paper list ends with the user's own files; unset, it is skipped with a warning instead of
+    stopping paper mode (no network is touched: providers connect on first request)."""
+    from pathlib import Path
+
+    from mqf_pipeline.config import load_settings
+    from mqf_pipeline.modes import Mode
+    from mqf_pipeline.stages.providers import build_router
+
+    shipped = load_settings(Path(__file__).resolve().parents[2] / "configs")
+    assert shipped.providers.files_root is None and "files" in shipped.providers.priority["paper"]
+    paper = shipped.model_copy(update={"fund": shipped.fund.model_copy(update={"mode": Mode.PAPER})})
+    with caplog.at_level("WARNING"):
+        router = build_router(paper)
+    assert [p.name for p in router.providers] == ["yahoo", "alpaca", "fred"]
+    assert "files_root is not set: skipped" in caplog.text

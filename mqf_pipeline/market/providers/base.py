@@ -49,6 +49,11 @@ FUNDAMENTALS_SCHEMA: dict[str, pl.DataType] = {
     "shares_outstanding": pl.Int64(),
     "provider": pl.String(),
 }
+#: Days from a fiscal quarter's end to the date its figures are assumed public when a provider does not
+#: know the real report date: the SEC's 10-Q deadline is 40-45 days (by filer size), so 45 is the latest.
+QUARTER_REPORT_LAG_DAYS = 45
+#: As :data:`QUARTER_REPORT_LAG_DAYS` for a fiscal year end (10-K deadline: 60-90 days, the latest is used).
+YEAR_END_REPORT_LAG_DAYS = 90
 HEADLINES_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),  # session the headline is first known at (published before that session's close)
     "symbol": pl.String(),
@@ -274,6 +279,29 @@ class UnsupportedCapability:
 
     def fetch_headlines(self, req: BarsRequest) -> pl.DataFrame:
         raise self._unsupported("headlines", req.symbols)
+
+
+def first_sessions_on_or_after(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``frame`` with the dates of ``column`` moved to the first XNYS session on or after each (a report
+    public on a Saturday is first known at Monday's close); rows past the calendar's end are dropped."""
+    from mqf_pipeline import calendar
+
+    dates = frame.get_column(column).drop_nulls()
+    if dates.is_empty():
+        return frame.filter(pl.col(column).is_not_null())
+    last = calendar.xnys().last_session.date()
+    lo, hi = dates.min(), min(dates.max() + dt.timedelta(days=10), last)  # type: ignore[operator]
+    grid = pl.DataFrame({"__session": calendar.sessions(lo, hi) if lo <= hi else []}, schema={"__session": pl.Date})
+    return (
+        frame.with_row_index("__row")
+        .filter(pl.col(column).is_not_null())
+        .sort(column)
+        .join_asof(grid, left_on=column, right_on="__session", strategy="forward")
+        .filter(pl.col("__session").is_not_null())
+        .with_columns(pl.col("__session").alias(column))
+        .sort("__row")
+        .drop("__row", "__session")
+    )
 
 
 def env_missing(*names: str) -> list[str]:

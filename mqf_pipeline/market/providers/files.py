@@ -29,6 +29,31 @@ written ("n/a" becomes null and is flagged there). Rows whose date cannot be par
 are left out. If a symbol appears in several files, all its rows are returned (duplicates are
 reported by the quality gate). A missing root or an unreadable file raises :class:`ProviderError`
 naming it.
+
+Fundamentals (served only when the folder ``<root>/fundamentals/`` exists): CSV or Parquet files in that
+folder, per symbol (``<SYMBOL>.csv``, no ``symbol`` column) or combined (with a ``symbol`` column), as
+for bars. One row per fiscal quarter; header names are stripped and lower-cased:
+
+==========================  ========  ===========================================================
+column                      required  meaning
+==========================  ========  ===========================================================
+``fiscal_period_end``       yes       last day of the fiscal quarter, ``YYYY-MM-DD``
+``report_date``             no        first date at whose close the figures were public (a release
+                                      after the close is dated the next day); moved to the first
+                                      XNYS session on or after it. Empty or absent: the period end
+                                      plus ``YEAR_END_REPORT_LAG_DAYS`` (90), the conservative lag
+``eps``                     no        quarterly diluted EPS, USD per share
+``book_value_per_share``    no        USD per share at period end
+``revenue``                 no        quarterly, USD (company total)
+``operating_cash_flow``     no        quarterly, USD (company total)
+``dividend_per_share``      no        declared in the quarter, USD per share
+``shares_outstanding``      no        shares at period end (whole number)
+``symbol``                  no        ticker, for combined files
+==========================  ========  ===========================================================
+
+A quarter is returned when its report session falls in the request. A date or number that cannot be
+read, or a report date on or before its period end, raises :class:`ProviderError` naming the file,
+symbol and column.
 """
 
 from __future__ import annotations
@@ -40,11 +65,14 @@ from pathlib import Path
 import polars as pl
 
 from mqf_pipeline.market.providers.base import (
+    FUNDAMENTALS_SCHEMA,
+    YEAR_END_REPORT_LAG_DAYS,
     BarsRequest,
     ProviderError,
     ProviderResult,
     RequestLog,
     UnsupportedCapability,
+    first_sessions_on_or_after,
 )
 
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".pq")
@@ -52,6 +80,17 @@ REQUIRED: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
 OPTIONAL: tuple[str, ...] = ("adjusted_close", "spread_bps")
 ALIASES: dict[str, str] = {"adj_close": "adjusted_close", "adj close": "adjusted_close"}
 RAW_COLUMNS: tuple[str, ...] = ("date", "symbol", "open", "high", "low", "close", "adjusted_close", "volume")
+#: Sub-folder of ``root`` holding fundamentals files.
+FUNDAMENTALS_DIR = "fundamentals"
+#: Fundamentals columns read as numbers (all optional).
+FUNDAMENTAL_VALUES: tuple[str, ...] = (
+    "eps",
+    "book_value_per_share",
+    "revenue",
+    "operating_cash_flow",
+    "dividend_per_share",
+    "shares_outstanding",
+)
 
 
 def _norm(name: str) -> str:
@@ -66,8 +105,14 @@ class FilesProvider(UnsupportedCapability):
         self.root = Path(root).expanduser()
         self.name = name
 
+    @property
+    def fundamentals_dir(self) -> Path:
+        """The folder fundamentals files sit in (``<root>/fundamentals``)."""
+        return self.root / FUNDAMENTALS_DIR
+
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"bars"})
+        """Bars; fundamentals too when ``<root>/fundamentals/`` exists (else other providers are asked)."""
+        return frozenset({"bars", "fundamentals"}) if self.fundamentals_dir.is_dir() else frozenset({"bars"})
 
     def available(self) -> tuple[bool, str]:
         if not self.root.is_dir():
@@ -156,3 +201,94 @@ class FilesProvider(UnsupportedCapability):
             None,
         )
         return ProviderResult(self.name, raw, [log])
+
+    # ------------------------------------------------------------------ fundamentals
+    def _fundamentals_file(self, path: Path, req: BarsRequest, wanted: dict[str, str]) -> pl.DataFrame:
+        """The requested symbols' rows of one fundamentals file, typed, with report dates (not yet sessions)."""
+        try:
+            is_csv = path.suffix.lower() == ".csv"
+            df = pl.read_csv(path, infer_schema=False) if is_csv else pl.read_parquet(path)
+        except Exception as e:
+            raise self._error(req, f"cannot read {path}: {type(e).__name__}: {e}") from e
+        df = df.rename({c: c.strip().lower() for c in df.columns})
+        if "fiscal_period_end" not in df.columns:
+            raise self._error(req, f"{path} lacks required column 'fiscal_period_end'")
+        if "symbol" in df.columns:
+            key = pl.col("symbol").cast(pl.String).str.strip_chars().str.to_uppercase()
+            df = df.filter(key.is_in(list(wanted))).with_columns(key.replace_strict(wanted).alias("symbol"))
+        elif path.stem.strip().upper() in wanted:
+            df = df.with_columns(pl.lit(wanted[path.stem.strip().upper()], dtype=pl.String).alias("symbol"))
+        else:
+            return pl.DataFrame(schema={k: v for k, v in FUNDAMENTALS_SCHEMA.items() if k != "provider"})
+        if "report_date" not in df.columns:
+            df = df.with_columns(pl.lit(None, pl.String).alias("report_date"))
+        df = df.with_columns([pl.lit(None, pl.Float64).alias(c) for c in FUNDAMENTAL_VALUES if c not in df.columns])
+
+        def as_date(c: str) -> pl.Expr:
+            col = pl.col(c)
+            if df.schema[c] == pl.Date():
+                return col
+            if isinstance(df.schema[c], pl.Datetime):
+                return col.dt.date()
+            text = col.cast(pl.String).str.strip_chars().str.slice(0, 10)
+            return pl.when(text != "").then(text).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+
+        def as_number(c: str) -> pl.Expr:
+            col = pl.col(c)
+            if df.schema[c] == pl.String():
+                text = col.str.strip_chars()
+                return pl.when(text != "").then(text).cast(pl.Float64, strict=False)
+            return col.cast(pl.Float64, strict=False)
+
+        typed = df.select(
+            "symbol",
+            *[as_date(c).alias(c) for c in ("fiscal_period_end", "report_date")],
+            *[as_number(c).alias(c) for c in FUNDAMENTAL_VALUES],
+            *[pl.col(c).alias(f"__raw_{c}") for c in ("fiscal_period_end", "report_date", *FUNDAMENTAL_VALUES)],
+        )
+        for c in ("fiscal_period_end", "report_date", *FUNDAMENTAL_VALUES):
+            raw = pl.col(f"__raw_{c}").cast(pl.String).str.strip_chars()
+            bad = typed.filter(pl.col(c).is_null() & raw.is_not_null() & (raw != ""))
+            if c == "fiscal_period_end":
+                bad = typed.filter(pl.col(c).is_null())
+            if c == "shares_outstanding":
+                bad = pl.concat([bad, typed.filter((pl.col(c) % 1 != 0) | (pl.col(c) < 0))])
+            if bad.height:
+                r = bad.row(0, named=True)
+                raise self._error(req, f"{path}: {r['symbol']} column {c!r} has unreadable value {r[f'__raw_{c}']!r}")
+        typed = typed.select(~pl.selectors.starts_with("__raw_"))
+        early = typed.filter(pl.col("report_date") <= pl.col("fiscal_period_end"))
+        if early.height:
+            r = early.row(0, named=True)
+            raise self._error(
+                req,
+                f"{path}: {r['symbol']} column 'report_date' {r['report_date']} is not after its "
+                f"fiscal_period_end {r['fiscal_period_end']}",
+            )
+        lag = pl.col("fiscal_period_end") + pl.duration(days=YEAR_END_REPORT_LAG_DAYS)
+        return typed.with_columns(
+            pl.coalesce("report_date", lag).alias("report_date"),
+            pl.col("shares_outstanding").cast(pl.Int64),
+        )
+
+    def fetch_fundamentals(self, req: BarsRequest) -> pl.DataFrame:
+        """Quarters of the requested symbols whose report session falls in ``req``'s range (docstring)."""
+        folder = self.fundamentals_dir
+        schema = {k: v for k, v in FUNDAMENTALS_SCHEMA.items() if k != "provider"}
+        wanted = {s.strip().upper(): s for s in req.symbols}
+        files = (
+            sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+            if folder.is_dir()
+            else []
+        )
+        parts = [self._fundamentals_file(p, req, wanted) for p in files]
+        rows = (
+            pl.concat([p.select(list(schema)) for p in parts], how="vertical") if parts else pl.DataFrame(schema=schema)
+        )
+        rows = first_sessions_on_or_after(rows.cast(schema), "report_date")  # type: ignore[arg-type]
+        return (
+            rows.filter(pl.col("report_date").is_between(req.start, req.end))
+            .unique(["symbol", "fiscal_period_end", "report_date"], keep="first", maintain_order=True)
+            .with_columns(pl.lit(self.name, dtype=pl.String).alias("provider"))
+            .select(list(FUNDAMENTALS_SCHEMA))
+        )

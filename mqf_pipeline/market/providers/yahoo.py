@@ -15,11 +15,18 @@ are new shares per old share (4:1 -> 4.0). Errors: HTTP 429 -> :class:`RateLimit
 timeouts -> :class:`ProviderTimeoutError`; a symbol Yahoo has no data for yields no rows.
 Fetched histories are memoised for ``memo_ttl_s`` seconds so bars and corporate actions of the
 same symbols cost one request.
+
+Fundamentals: point-in-time quarterly statements, three to five requests per symbol (each gated by the
+throttle; yfinance's statement and calendar calls use its own 30 s timeout); the mapping and the
+report-date rules are in :mod:`mqf_pipeline.market.providers.yahoo_fundamentals`. A symbol Yahoo has no
+statements for yields no rows; malformed statements raise a non-retryable :class:`ProviderError` naming
+the symbol and field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 import warnings
@@ -33,8 +40,10 @@ import pandas as pd
 import polars as pl
 
 from mqf_pipeline.market.bars import BARS_SCHEMA
+from mqf_pipeline.market.providers import yahoo_fundamentals as yfund
 from mqf_pipeline.market.providers.base import (
     CORPORATE_ACTIONS_SCHEMA,
+    FUNDAMENTALS_SCHEMA,
     BarsRequest,
     HttpTransport,
     ProviderError,
@@ -46,6 +55,8 @@ from mqf_pipeline.market.providers.base import (
 )
 
 ENDPOINT = "/v8/finance/chart"
+FUNDAMENTALS_ENDPOINT = "/ws/fundamentals-timeseries/v1/finance/timeseries"
+logger = logging.getLogger(__name__)
 #: Yahoo's records: the canonical bar columns without spread, volume as the float Yahoo sends.
 BARS_RAW_SCHEMA: dict[str, pl.DataType] = {
     **{k: v for k, v in BARS_SCHEMA.items() if k != "spread_bps"},
@@ -101,7 +112,7 @@ class YahooProvider(HttpTransport, UnsupportedCapability):
         self._memo: OrderedDict[tuple[str, dt.date], tuple[float, pd.DataFrame]] = OrderedDict()
 
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"bars", "corporate_actions"})
+        return frozenset({"bars", "corporate_actions", "fundamentals"})
 
     def available(self) -> tuple[bool, str]:
         return True, ""
@@ -157,23 +168,25 @@ class YahooProvider(HttpTransport, UnsupportedCapability):
             self._memo.popitem(last=False)
         return hist, RequestLog(self.name, ENDPOINT, (symbol,), req.start, req.end, "ok", 200, 1, ms, len(hist), None)
 
-    def _map_error(self, e: Exception, symbol: str, req: BarsRequest, ms: float) -> ProviderError:
+    def _map_error(
+        self, e: Exception, symbol: str, req: BarsRequest, ms: float, endpoint: str = ENDPOINT
+    ) -> ProviderError:
         from yfinance import exceptions as yfe
 
         kw: dict[str, Any] = {"start": req.start, "end": req.end}
         what = f"{type(e).__name__}: {str(e)[:200]}"
         if isinstance(e, yfe.YFRateLimitError):
-            log = RequestLog(self.name, ENDPOINT, (symbol,), req.start, req.end, "rate_limited", 429, 1, ms, 0, what)
+            log = RequestLog(self.name, endpoint, (symbol,), req.start, req.end, "rate_limited", 429, 1, ms, 0, what)
             return RateLimitedError(
                 self.name, (symbol,), "HTTP 429 Too Many Requests", http_status=429, requests=[log], **kw
             )
         if _is_timeout(e):
-            log = RequestLog(self.name, ENDPOINT, (symbol,), req.start, req.end, "timeout", None, 1, ms, 0, what)
+            log = RequestLog(self.name, endpoint, (symbol,), req.start, req.end, "timeout", None, 1, ms, 0, what)
             return ProviderTimeoutError(
                 self.name, (symbol,), f"no answer within {self.timeout_s:g} s", requests=[log], **kw
             )
         code = _http_status(e)
-        log = RequestLog(self.name, ENDPOINT, (symbol,), req.start, req.end, "error", code, 1, ms, 0, what)
+        log = RequestLog(self.name, endpoint, (symbol,), req.start, req.end, "error", code, 1, ms, 0, what)
         return ProviderError(
             self.name, (symbol,), what, retryable=_is_transport(e), http_status=code, requests=[log], **kw
         )
@@ -246,6 +259,67 @@ class YahooProvider(HttpTransport, UnsupportedCapability):
                     rows.append({"date": day, "symbol": symbol, "action_type": "DIVIDEND", "value": float(d) * m})
         schema = {k: v for k, v in CORPORATE_ACTIONS_SCHEMA.items() if k != "provider"}
         return pl.DataFrame(rows, schema=schema).with_columns(pl.lit(self.name).alias("provider"))
+
+    def _statements(self, symbol: str, now: dt.datetime) -> pl.DataFrame:
+        """Every quarter Yahoo has for ``symbol`` with its report date (empty if Yahoo has no statements)."""
+        import yfinance as yf
+        from yfinance.data import YfData
+
+        # yfinance memoises responses per URL for the process: a retry must not replay a failed answer
+        YfData.cache_get.cache_clear()
+        ticker = yf.Ticker(symbol, session=self.session)
+
+        def get(call: Any, *args: Any, **kwargs: Any) -> Any:
+            self._acquire()
+            return call(*args, **kwargs)
+
+        with _yfinance_raises():
+            try:
+                income = get(ticker.get_income_stmt, freq="quarterly")
+            except Exception as e:
+                if "Empty fundamentals-timeseries result" in str(e) or _http_status(e) == 404:
+                    return pl.DataFrame(schema={**yfund.QUARTER_SCHEMA, "report_date": pl.Date()})
+                raise
+            balance = get(ticker.get_balance_sheet, freq="quarterly")
+            cash = get(ticker.get_cash_flow, freq="quarterly")
+            quarters = yfund.statement_rows(symbol, income, balance, cash)
+            releases = yfund.release_days(symbol, get(ticker.get_earnings_dates, limit=25), now)
+            year_ends: set[dt.date] | None = set()
+            if yfund.needs_year_ends(quarters, releases):
+                year_ends = yfund.year_end_dates(symbol, get(ticker.get_income_stmt, freq="yearly"))
+        dated = yfund.with_report_dates(quarters, releases, year_ends)
+        lagged = dated.filter(pl.col("report_source") == "lag").get_column("fiscal_period_end").to_list()
+        if lagged:
+            logger.info(
+                "yahoo: %s has no earnings date for quarter(s) %s; dated by the report-lag rule", symbol, lagged
+            )
+        return dated.drop("report_source")
+
+    def fetch_fundamentals(self, req: BarsRequest, now: dt.datetime | None = None) -> pl.DataFrame:
+        """Quarters whose report date (a session, see module docstring) falls in ``req``'s range.
+
+        ``now``: releases after it are ignored (default: the current time, UTC).
+        """
+        now = now or dt.datetime.now(dt.UTC)
+        parts: list[pl.DataFrame] = []
+        for symbol in req.symbols:
+            t0 = time.perf_counter()
+            try:
+                parts.append(self._statements(symbol, now))
+            except yfund.MalformedFundamentals as e:
+                raise ProviderError(self.name, (symbol,), str(e), retryable=False, start=req.start, end=req.end) from e
+            except ProviderError:
+                raise
+            except Exception as e:
+                ms = (time.perf_counter() - t0) * 1000.0
+                raise self._map_error(e, symbol, req, ms, FUNDAMENTALS_ENDPOINT) from e
+        schema = {k: v for k, v in FUNDAMENTALS_SCHEMA.items() if k != "provider"}
+        rows = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame(schema=schema)
+        return (
+            rows.filter(pl.col("report_date").is_between(req.start, req.end))
+            .with_columns(pl.lit(self.name, dtype=pl.String).alias("provider"))
+            .select([pl.col(c).cast(t) for c, t in FUNDAMENTALS_SCHEMA.items()])
+        )
 
 
 def _concat(parts: list[pl.DataFrame]) -> pl.DataFrame:
