@@ -32,13 +32,23 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("orders", "execution_decisions", "execution_outcomes", "execution_feedback", "positions", "account")
+#: Every 4th session's risk state breaches: its orders are the emergency rebalance's (own client order ids).
+BREACH_EVERY = 4
 
 
 # ---------------------------------------------------------------------------------------------- synthetic lake
 def build_lake(
-    root: Path, symbols: int, sessions: int, seed: int = 7, spread_bps: float | None = None
+    root: Path,
+    symbols: int,
+    sessions: int,
+    seed: int = 7,
+    spread_bps: float | None = None,
+    breach_every: int = 0,
 ) -> list[dt.date]:
-    """Bars and portfolio targets for ``sessions`` XNYS sessions from 2024-01-02; returns the sessions."""
+    """Bars and portfolio targets for ``sessions`` XNYS sessions from 2024-01-02; returns the sessions.
+
+    ``breach_every`` > 0: a risk state for every traded session, in breach (breaker DEFENSIVE) every
+    ``breach_every``-th one, so those sessions send the emergency rebalance's orders instead."""
     from mqf_pipeline import calendar
     from mqf_pipeline.storage.lake import Lake
 
@@ -86,6 +96,32 @@ def build_lake(
             if x > 0
         ]
     lake.write_many("portfolio_targets", _with_nulls("portfolio_targets", pl.DataFrame(rows)), days[warm:], now=now)
+    if breach_every > 0:
+        traded = days[warm:]
+        status = ["DEFENSIVE" if (i + 1) % breach_every == 0 else "NORMAL" for i in range(len(traded))]
+        risk = pl.DataFrame(
+            {
+                "date": traded,
+                "cycle_id": [f"crash-{d}" for d in traded],
+                "nav": 1_000_000.0,
+                "peak_nav": 1_000_000.0,
+                "drawdown": 0.0,
+                "gross_exposure": 0.6,
+                "net_exposure": 0.6,
+                "n_positions": pl.Series([0] * len(traded), dtype=pl.Int64),
+                "stress_json": "{}",
+                "limits_json": "[]",
+                "breaker_status": status,
+                "breaker_tier": pl.Series([2 if s == "DEFENSIVE" else 0 for s in status], dtype=pl.Int64),
+                "breaker_state_json": "{}",
+                "sizing_multiplier": 1.0,
+                "kill_switch": False,
+                "book_json": "{}",
+                "book_source": "decided",
+                "var_model": "hybrid",
+            }
+        )
+        lake.write_many("risk_state", _with_nulls("risk_state", risk), traded, now=now)
     return days[warm:]
 
 
@@ -248,8 +284,8 @@ def crash_test(kills: int, symbols: int, seed: int, workdir: Path) -> dict[str, 
     ref_lake, ref_broker = workdir / "ref_lake", workdir / "ref_broker"
     lake, broker = workdir / "lake", workdir / "broker"
     n_sessions = kills + max(kills // 5, 3)  # spare sessions: a kill timed after the step ended did not land
-    days = build_lake(ref_lake, symbols, n_sessions)
-    build_lake(lake, symbols, n_sessions)
+    days = build_lake(ref_lake, symbols, n_sessions, breach_every=BREACH_EVERY)
+    build_lake(lake, symbols, n_sessions, breach_every=BREACH_EVERY)
     landed, attempts, mid_submission, used = 0, 0, 0, []
     for d in days:
         if landed == kills:
@@ -268,8 +304,14 @@ def crash_test(kills: int, symbols: int, seed: int, workdir: Path) -> dict[str, 
         mid_submission += hit and 0 < partial < _orders_for(broker, d)
     done = days[: len(used)]
     result = check(lake, broker, (ref_lake, ref_broker))
+    from mqf_pipeline.storage.lake import Lake
+
+    orders = Lake(str(lake)).read("orders")
+    emergency = orders.filter(pl.col("cycle_id").str.ends_with("-EMG"))
     return {
         "sessions": len(done),
+        "emergency_sessions": emergency["date"].n_unique(),
+        "emergency_orders": emergency.height,
         "kill_attempts": attempts,
         "kills_landed": landed,
         "kills_mid_submission": mid_submission,

@@ -145,9 +145,11 @@ def test_broker_disagreement_stops_the_cycle(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_crash_test_small(tmp_path: Path) -> None:
-    """8 kills at random points, each followed by a rerun of the partition (bench/crash.py lands 100)."""
+    """8 kills at random points, each followed by a rerun of the partition (bench/crash.py lands 100); every 4th
+    session breaches, so emergency rebalances are among the orders killed and rerun."""
     result = crash_test(kills=8, symbols=40, seed=3, workdir=tmp_path)
     assert result["kills_landed"] == 8 and result["kills_mid_submission"] >= 3
+    assert result["emergency_orders"] > 0  # emergency rebalances (own client order ids) in play
     assert result["duplicate_trades_at_broker"] == 0
     assert result["duplicate_submit_attempts"] == 0
     assert result["lake_submitted_missing_at_broker"] == 0
