@@ -98,31 +98,36 @@ def build_lake(
     lake.write_many("portfolio_targets", _with_nulls("portfolio_targets", pl.DataFrame(rows)), days[warm:], now=now)
     if breach_every > 0:
         traded = days[warm:]
-        status = ["DEFENSIVE" if (i + 1) % breach_every == 0 else "NORMAL" for i in range(len(traded))]
-        risk = pl.DataFrame(
-            {
-                "date": traded,
-                "cycle_id": [f"crash-{d}" for d in traded],
-                "nav": 1_000_000.0,
-                "peak_nav": 1_000_000.0,
-                "drawdown": 0.0,
-                "gross_exposure": 0.6,
-                "net_exposure": 0.6,
-                "n_positions": pl.Series([0] * len(traded), dtype=pl.Int64),
-                "stress_json": "{}",
-                "limits_json": "[]",
-                "breaker_status": status,
-                "breaker_tier": pl.Series([2 if s == "DEFENSIVE" else 0 for s in status], dtype=pl.Int64),
-                "breaker_state_json": "{}",
-                "sizing_multiplier": 1.0,
-                "kill_switch": False,
-                "book_json": "{}",
-                "book_source": "decided",
-                "var_model": "hybrid",
-            }
-        )
-        lake.write_many("risk_state", _with_nulls("risk_state", risk), traded, now=now)
+        lake.write_many("risk_state", _risk_states(traded, breach_every), traded, now=now)
     return days[warm:]
+
+
+def _risk_states(traded: list[dt.date], breach_every: int) -> pl.DataFrame:
+    """A risk_state row per session, breaker DEFENSIVE (a breach) every ``breach_every``-th one, else NORMAL."""
+    status = ["DEFENSIVE" if (i + 1) % breach_every == 0 else "NORMAL" for i in range(len(traded))]
+    risk = pl.DataFrame(
+        {
+            "date": traded,
+            "cycle_id": [f"crash-{d}" for d in traded],
+            "nav": 1_000_000.0,
+            "peak_nav": 1_000_000.0,
+            "drawdown": 0.0,
+            "gross_exposure": 0.6,
+            "net_exposure": 0.6,
+            "n_positions": pl.Series([0] * len(traded), dtype=pl.Int64),
+            "stress_json": "{}",
+            "limits_json": "[]",
+            "breaker_status": status,
+            "breaker_tier": pl.Series([2 if s == "DEFENSIVE" else 0 for s in status], dtype=pl.Int64),
+            "breaker_state_json": "{}",
+            "sizing_multiplier": 1.0,
+            "kill_switch": False,
+            "book_json": "{}",
+            "book_source": "decided",
+            "var_model": "hybrid",
+        }
+    )
+    return _with_nulls("risk_state", risk)
 
 
 def _with_nulls(table: str, frame: pl.DataFrame) -> pl.DataFrame:

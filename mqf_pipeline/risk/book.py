@@ -169,6 +169,17 @@ def cvar_function(window: ReturnsWindow, symbols: Sequence[str], params: RiskPar
     return cvar_fn
 
 
+#: Columns of :attr:`BookRisk.contributions`.
+CONTRIBUTION_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "weight": pl.Float64(),
+    "sector": pl.String(),
+    "beta": pl.Float64(),
+    "component_cvar": pl.Float64(),
+    "marginal_cvar": pl.Float64(),
+}
+
+
 def book_risk(
     book: Mapping[str, float], window: ReturnsWindow, sectors: Mapping[str, str], params: RiskParams
 ) -> BookRisk:
@@ -179,16 +190,7 @@ def book_risk(
     gross, net = float(np.abs(w).sum()), float(w.sum())
     sector_of = [sectors.get(s, "UNKNOWN") for s in names]
     exposures = lim.sector_exposures(dict(zip(names, w, strict=True)), dict(zip(names, sector_of, strict=True)))
-    empty_contrib = pl.DataFrame(
-        schema={
-            "symbol": pl.String,
-            "weight": pl.Float64,
-            "sector": pl.String,
-            "beta": pl.Float64,
-            "component_cvar": pl.Float64,
-            "marginal_cvar": pl.Float64,
-        }
-    )
+    empty_contrib = pl.DataFrame(schema=CONTRIBUTION_SCHEMA)
     if not names:
         return BookRisk(
             gross=0.0,
