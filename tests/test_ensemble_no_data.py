@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from mqf_pipeline.decisions.ensemble import ensemble, penalised_ensemble
 from mqf_pipeline.report import market_data_summary
-from mqf_pipeline.stages.signals import agents_without_data, coverage_table, no_data_note
+from mqf_pipeline.stages.signals import agents_without_data, coverage_table, model_output_rows, no_data_note
 from mqf_pipeline.storage.lake import Lake
 from mqf_pipeline.storage.schema import table_spec
 
@@ -73,19 +73,7 @@ def test_when_the_silent_agent_speaks_it_takes_its_weight_back() -> None:
 def _lake_with_outputs(root: Path, agents: list[str]) -> Lake:
     lake = Lake(str(root))
     signals = _signals({a: [0.01, 0.0, -0.01] for a in agents})
-    rows = signals.select(
-        "date",
-        pl.lit(f"institutional-{DAY}").alias("cycle_id"),
-        "symbol",
-        "agent",
-        "mu",
-        "sigma",
-        "confidence",
-        "signal",
-        "horizon_days",
-        pl.col("reason_codes").alias("reason_codes_json"),
-        pl.lit("2").alias("model_version"),
-    ).select(list(table_spec("model_outputs").columns))
+    rows = model_output_rows(signals, "institutional", "2")
     lake.write("model_outputs", DAY, rows)
     return lake
 

@@ -83,13 +83,8 @@ RAW_COLUMNS: tuple[str, ...] = ("date", "symbol", "open", "high", "low", "close"
 #: Sub-folder of ``root`` holding fundamentals files.
 FUNDAMENTALS_DIR = "fundamentals"
 #: Fundamentals columns read as numbers (all optional).
-FUNDAMENTAL_VALUES: tuple[str, ...] = (
-    "eps",
-    "book_value_per_share",
-    "revenue",
-    "operating_cash_flow",
-    "dividend_per_share",
-    "shares_outstanding",
+FUNDAMENTAL_VALUES: tuple[str, ...] = tuple(
+    c for c in FUNDAMENTALS_SCHEMA if c not in ("symbol", "fiscal_period_end", "report_date", "provider")
 )
 
 
