@@ -70,6 +70,76 @@ def alpha_alignment(signals: pl.DataFrame, alphas: pl.DataFrame) -> float:
     return float(ic.get_column("ic").mean()) if ic.height else math.nan
 
 
+def measure(
+    name: str,
+    horizon: int,
+    signals: pl.DataFrame,
+    fwd: pl.DataFrame,
+    control: pl.DataFrame,
+    extra: list[pl.DataFrame],
+    alphas: pl.DataFrame,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """One agent's row (IC with its 95% interval, hit rate, the shuffled control, alignment with the planted
+    alpha) and the distribution of its control t-stat over the extra shuffles."""
+    real = ic_summary(daily_ic(signals, fwd))
+    lo, hi = ic_interval(real)
+    ctrl = ic_summary(daily_ic(signals, control))
+    extra_t = np.array([ic_summary(daily_ic(signals, f))["t_stat"] for f in extra])
+    dist = {
+        "mean_t": float(np.nanmean(extra_t)) if extra_t.size else math.nan,
+        "sd_t": float(np.nanstd(extra_t, ddof=1)) if extra_t.size > 1 else math.nan,
+        "share_abs_t_gt_2": float(np.mean(np.abs(extra_t) > 2)) if extra_t.size else math.nan,
+        "max_abs_t": float(np.nanmax(np.abs(extra_t))) if extra_t.size else math.nan,
+    }
+    row = {
+        "agent": name,
+        "horizon": int(horizon),
+        "rows": signals.height,
+        "coverage": signals.height / max(fwd.height, 1),
+        "mean_ic": real["mean_ic"],
+        "ic_ci95_lo": lo,
+        "ic_ci95_hi": hi,
+        "ic_sd": real["ic_sd"],
+        "t_stat": real["t_stat"],
+        "hit_rate": real["hit_rate"],
+        "n_days": real["n_days"],
+        "control_ic": ctrl["mean_ic"],
+        "control_t": ctrl["t_stat"],
+        "alpha_corr": alpha_alignment(signals, alphas),
+    }
+    return row, dist
+
+
+def run_info(
+    args: argparse.Namespace,
+    span: tuple[dt.date, dt.date, dt.date],
+    features_note: str,
+    control_dist: dict[str, dict[str, float]],
+    skipped: dict[str, str],
+    setup_s: float,
+) -> dict[str, Any]:
+    """The run's parameters and diagnostics written beside the table."""
+    history_start, start, end = span
+    extra_info = {
+        "params": {
+            "symbols": args.symbols,
+            "history_start": str(history_start),
+            "start": str(start),
+            "end": str(end),
+            "target": "1-session forward simple return of adjusted_close",
+            "ic": "daily Spearman of signal vs target; t = mean / (sd / sqrt(n_days)); "
+            "ic_ci95 = mean +- 1.96 sd / sqrt(n_days)",
+            "control_seed": args.control_seed,
+            "extra_seeds": args.extra_seeds,
+            "features": features_note,
+        },
+        "control_t_over_extra_seeds": control_dist,
+        "skipped": skipped,
+        "setup_seconds": setup_s,
+    }
+    return extra_info
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=500)
@@ -126,61 +196,19 @@ def main() -> int:
             traceback.print_exc()
             continue
         seconds = time.perf_counter() - t1
-        real = ic_summary(daily_ic(signals, fwd))
-        lo, hi = ic_interval(real)
-        ctrl = ic_summary(daily_ic(signals, control))
-        extra_t = np.array([ic_summary(daily_ic(signals, f))["t_stat"] for f in extra])
-        control_dist[name] = {
-            "mean_t": float(np.nanmean(extra_t)) if extra_t.size else math.nan,
-            "sd_t": float(np.nanstd(extra_t, ddof=1)) if extra_t.size > 1 else math.nan,
-            "share_abs_t_gt_2": float(np.mean(np.abs(extra_t) > 2)) if extra_t.size else math.nan,
-            "max_abs_t": float(np.nanmax(np.abs(extra_t))) if extra_t.size else math.nan,
-        }
-        rows.append(
-            {
-                "agent": name,
-                "horizon": int(agent.horizon_days),
-                "rows": signals.height,
-                "coverage": signals.height / max(fwd.height, 1),
-                "mean_ic": real["mean_ic"],
-                "ic_ci95_lo": lo,
-                "ic_ci95_hi": hi,
-                "ic_sd": real["ic_sd"],
-                "t_stat": real["t_stat"],
-                "hit_rate": real["hit_rate"],
-                "n_days": real["n_days"],
-                "control_ic": ctrl["mean_ic"],
-                "control_t": ctrl["t_stat"],
-                "alpha_corr": alpha_alignment(signals, alphas),
-                "seconds": seconds,
-            }
-        )
+        row, control_dist[name] = measure(name, agent.horizon_days, signals, fwd, control, extra, alphas)
+        row["seconds"] = seconds
+        rows.append(row)
         print(
-            f"{name}: IC {real['mean_ic']:+.4f} [{lo:+.4f}, {hi:+.4f}] t {real['t_stat']:+.2f} "
-            f"| control t {ctrl['t_stat']:+.2f} | {seconds:.1f} s"
+            f"{name}: IC {row['mean_ic']:+.4f} [{row['ic_ci95_lo']:+.4f}, {row['ic_ci95_hi']:+.4f}] "
+            f"t {row['t_stat']:+.2f} | control t {row['control_t']:+.2f} | {seconds:.1f} s"
         )
 
     if not rows:
         print("no agent ran", file=sys.stderr)
         return 1
     os.environ.setdefault("COLUMNS", "200")  # rich would squeeze the table to 80 columns without a terminal
-    extra_info = {
-        "params": {
-            "symbols": args.symbols,
-            "history_start": str(history_start),
-            "start": str(start),
-            "end": str(end),
-            "target": "1-session forward simple return of adjusted_close",
-            "ic": "daily Spearman of signal vs target; t = mean / (sd / sqrt(n_days)); "
-            "ic_ci95 = mean +- 1.96 sd / sqrt(n_days)",
-            "control_seed": args.control_seed,
-            "extra_seeds": args.extra_seeds,
-            "features": features_note,
-        },
-        "control_t_over_extra_seeds": control_dist,
-        "skipped": skipped,
-        "setup_seconds": setup_s,
-    }
+    extra_info = run_info(args, (history_start, start, end), features_note, control_dist, skipped, setup_s)
     path = report("agents", f"Agent IC, {start}..{end}, {args.symbols} symbols (1-day forward)", rows, extra_info)
     for name, why in skipped.items():
         print(f"note: skipped {name}: {why}")
