@@ -1,4 +1,5 @@
-"""Rebalance schedules (seed 002 section 4.5): weekly strategic on Fridays 16:00 New York, daily tactical.
+"""Rebalance schedules (seed 002 section 4.5): weekly strategic on Fridays 16:00 New York, daily tactical;
+and the intraday child-order pass every 5 minutes of the regular session (paper and live modes only).
 
 Both run the daily cycle for the session that just closed; which rebalance a session gets is decided
 by the session itself (:mod:`mqf_pipeline.portfolio.rebalance`), so the two schedules never disagree.
@@ -10,7 +11,10 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from jobs.asset_jobs import daily_cycle_job
+from jobs.child_orders import child_orders_job
 from mqf_pipeline import calendar
+from mqf_pipeline.config import Mode, load_settings
+from mqf_pipeline.execution.child_orders import session_bounds
 
 NEW_YORK = "America/New_York"
 _NY = ZoneInfo(NEW_YORK)
@@ -51,5 +55,27 @@ def daily_tactical_rebalance(context: dg.ScheduleEvaluationContext):
     return _cycle_request(context, "tactical")
 
 
-SCHEDULES = [weekly_strategic_rebalance, daily_tactical_rebalance]
-__all__ = ["SCHEDULES", "daily_tactical_rebalance", "weekly_strategic_rebalance"]
+@dg.schedule(
+    job=child_orders_job,
+    cron_schedule="*/5 9-15 * * 1-5",
+    execution_timezone=NEW_YORK,
+    name="intraday_child_orders",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes of the regular session (New York): work the previous session's TWAP/VWAP/"
+    "POV/WAIT orders as child orders at Alpaca. Skipped outside the session and in simulated mode (the paper "
+    "broker simulates the schedules itself).",
+)
+def intraday_child_orders(context: dg.ScheduleEvaluationContext):
+    at = context.scheduled_execution_time.astimezone(_NY)
+    if not calendar.is_session(at.date()):
+        return dg.SkipReason(f"{at.date()} is not an XNYS session: no child orders")
+    opens_at, closes_at = session_bounds(at.date())
+    if not (opens_at <= at < closes_at):
+        return dg.SkipReason(f"{at:%H:%M} New York is outside the regular session of {at.date()}")
+    if load_settings().fund.mode is Mode.SIMULATED:
+        return dg.SkipReason("simulated mode: the paper broker simulates child orders itself")
+    return dg.RunRequest(run_key=f"children-{at.isoformat()}", tags={"mqf/schedule": "intraday_child_orders"})
+
+
+SCHEDULES = [weekly_strategic_rebalance, daily_tactical_rebalance, intraday_child_orders]
+__all__ = ["SCHEDULES", "daily_tactical_rebalance", "intraday_child_orders", "weekly_strategic_rebalance"]

@@ -10,7 +10,7 @@ import dagster as dg
 from assets import market_data, signals, trading_cycle
 from assets.catalog import duckdb_catalog
 from assets.partitions import trading_day_partitions
-from jobs import catalog_job, daily_cycle_job, market_data_job, research_cycle_job
+from jobs import catalog_job, child_orders_job, daily_cycle_job, market_data_job, research_cycle_job
 from jobs.schedules import SCHEDULES
 from mqf_pipeline.config import load_settings
 from resources import BrokerResource, KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
@@ -41,7 +41,7 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
 
 TRADING_DAYS = trading_day_partitions(load_settings().fund.calendar.partitions_start)
 ASSETS = build_assets(TRADING_DAYS)
-JOBS = [daily_cycle_job, research_cycle_job, market_data_job, catalog_job]
+JOBS = [daily_cycle_job, research_cycle_job, market_data_job, catalog_job, child_orders_job]
 
 SENSORS = [kill_switch_sensor]
 

@@ -55,6 +55,26 @@ NO_QUOTE = "NO_QUOTE"  # no live quote: the guards cannot be checked, so nothing
 SESSION_CLOSED = "SESSION_CLOSED"
 
 _CHILD_ID = re.compile(r"(?P<parent>.+)-c(?P<bucket>\d{2,})(?:-r(?P<revision>\d+))?")
+#: Schedules a broker with ``work_children`` works as children over the next session (MARKET and LIMIT go whole).
+CHILD_STRATEGIES = frozenset({Strategy.TWAP, Strategy.VWAP, Strategy.POV, Strategy.WAIT})
+#: Prefix of ``orders.reason`` for a parent worked by children (status SUBMITTED, ``broker_order_id`` null).
+CHILD_ORDERS = "CHILD_ORDERS"
+
+
+def worked_by_children(strategy: str) -> bool:
+    """Whether a parent with this schedule is worked as child orders (TWAP, VWAP, POV, WAIT)."""
+    return strategy in CHILD_STRATEGIES
+
+
+def child_orders_reason(session: dt.date) -> str:
+    """The ``orders.reason`` of a parent not submitted whole: its children are worked during ``session``."""
+    return f"{CHILD_ORDERS}: worked during {session} by the intraday step"
+
+
+def revision_number(client_order_id: str) -> int:
+    """N of a revision id ``<child>-rN``; 0 for a child id itself or any other id."""
+    m = _CHILD_ID.fullmatch(client_order_id)
+    return int(m["revision"]) if m and m["revision"] else 0
 
 
 def child_id(parent_id: str, bucket: int) -> str:
@@ -114,16 +134,20 @@ def policy_request(request: OrderRequest, reference_price: float) -> OrderReques
 
 @dataclass(frozen=True)
 class LiveQuote:
-    """A live quote: ``last`` trade price (dollars) and ``volume`` traded in the session so far (shares)."""
+    """A live quote: ``last`` trade price (dollars) and ``volume`` traded in the session so far (shares);
+    ``open`` the session's opening price (dollars), None while the session has no trade yet."""
 
     last: float
     volume: float
+    open: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.last) and self.last > 0):
             raise ValueError(f"live quote: last price must be > 0 dollars, got {self.last}")
         if not (math.isfinite(self.volume) and self.volume >= 0):
             raise ValueError(f"live quote: volume must be >= 0 shares, got {self.volume}")
+        if self.open is not None and not (math.isfinite(self.open) and self.open > 0):
+            raise ValueError(f"live quote: open price must be > 0 dollars, got {self.open}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@
    state breaches, the orders are the emergency rebalance's instead (:mod:`mqf_pipeline.portfolio.emergency`:
    the held book cut greedily, MARKET, cycle id ``<cycle>-EMG`` so their client order ids are their own).
    ``orders(D)`` records each order's state when the cycle made it (SUBMITTED or REJECTED); its final
-   state is in ``execution_outcomes(D+1)``.
+   state is in ``execution_outcomes(D+1)``. On a broker that works child orders (Alpaca), a TWAP, VWAP,
+   POV or WAIT order is not sent whole: the intraday step sends its children during D+1
+   (:mod:`mqf_pipeline.stages.child_work`) and booking D+1 books their fills as the parent's.
 
 Steps 1-3 are :meth:`ExecutionStage.book` and step 4 :meth:`ExecutionStage.order`: the trading cycle
 (:mod:`mqf_pipeline.stages.trading_cycle`) runs the decisions and the portfolio between them.
@@ -41,6 +43,7 @@ from mqf_pipeline.execution.orders import Fill
 from mqf_pipeline.portfolio.emergency import EmergencyParams, emergency_targets, gross
 from mqf_pipeline.portfolio.rebalance import risk_breaches
 from mqf_pipeline.stages.base import KillSwitch, RunContext, Stage, StepOutput
+from mqf_pipeline.stages.child_work import settle_children
 from mqf_pipeline.stages.execution_gates import order_blocker
 from mqf_pipeline.stages.execution_inputs import (
     Carried,
@@ -52,8 +55,9 @@ from mqf_pipeline.stages.execution_inputs import (
     session_market,
 )
 from mqf_pipeline.stages.execution_orders import frame, plan_orders, submit_orders
-from mqf_pipeline.stages.execution_outcomes import outcome_rows
+from mqf_pipeline.stages.execution_outcomes import account_row, outcome_rows
 from mqf_pipeline.stages.params import emergency_params, policy_params
+from mqf_pipeline.storage.lake import Lake
 
 CODE_VERSION = "execution-2"
 #: Suffix of the cycle id of an emergency rebalance's orders (their client order ids differ from the cycle's).
@@ -187,7 +191,7 @@ class ExecutionStage(Stage):
         cfg = ctx.settings.execution
         market = inputs.on("market", day)
         quotes = {r["symbol"]: r for r in market.iter_rows(named=True)}
-        sent, broker_orders, fills = self._settle(day, inputs, market, carried)
+        sent, broker_orders, fills = self._settle(day, inputs, market, carried, ctx.lake)
         ledger = carried.ledger.copy()
         dividends = ledger.apply_corporate_actions(inputs.on("actions", day))
         for f in sorted(fills, key=lambda f: (f.timestamp, f.fill_id)):
@@ -217,7 +221,7 @@ class ExecutionStage(Stage):
                 "execution",
             )
         _reconcile(day, ledger, self.broker, self.latest_session)
-        account = _account_row(day, ledger, positions, nav, fills, dividends, self.broker.name, spike_left)
+        account = account_row(day, ledger, positions, nav, fills, dividends, self.broker.name, spike_left)
         return Booked(day, ledger, nav, quotes, regime_name, outcomes, feedback, positions, account, spike_left)
 
     def order(
@@ -278,10 +282,11 @@ class ExecutionStage(Stage):
         return StepOutput(day, rows, Carried(booked.ledger, orders, decisions, booked.spike_sessions_left), result)
 
     def _settle(
-        self, day: dt.date, inputs: ExecutionInputs, market: pl.DataFrame, carried: Carried
+        self, day: dt.date, inputs: ExecutionInputs, market: pl.DataFrame, carried: Carried, lake: Lake
     ) -> tuple[pl.DataFrame, dict, list[Fill]]:
         """Step 1: D-1's submitted orders as the broker traded them during D (the paper broker settles them on
-        D's bar first), and their fills; a submitted order the broker does not know stops the cycle."""
+        D's bar first), and their fills; a submitted order the broker does not know stops the cycle. A parent
+        worked by children (``work_children``) is its children's aggregate (:func:`child_work.settle_children`)."""
         broker = self.broker
         settle = getattr(broker, "settle", None)
         if settle is not None:
@@ -299,7 +304,12 @@ class ExecutionStage(Stage):
                 f"{day}: {len(missing)} order(s) of {calendar.session_offset(day, -1)} that were submitted are "
                 f"unknown to broker {broker.name}: {missing[:5]}"
             )
-        return sent, broker_orders, broker.fills(ids) if ids else []
+        fills = broker.fills(ids) if ids else []
+        if getattr(broker, "work_children", None) is not None:
+            worked, parents, child_fills = settle_children(broker, lake, carried.orders, day)
+            sent, fills = pl.concat([sent, worked]).sort("order_id"), fills + child_fills
+            broker_orders = {**broker_orders, **parents}
+        return sent, broker_orders, fills
 
     def progress_line(self, step: StepOutput, i: int, n: int) -> str:
         r: SessionResult = step.detail
@@ -307,34 +317,6 @@ class ExecutionStage(Stage):
             f"execution {step.day}: NAV {r.account['nav']:,.0f}, {r.orders.height} orders, "
             f"{r.account['n_fills']} fills, {r.positions.height} positions"
         )
-
-
-def _account_row(
-    day: dt.date,
-    ledger: Ledger,
-    positions: pl.DataFrame,
-    nav: float,
-    fills: list[Fill],
-    dividends: float,
-    broker: str,
-    spike_left: int,
-) -> dict:
-    """The account row after the session: cash, NAV, exposures, commissions and dividends."""
-    return {
-        "date": day,
-        "cash": ledger.cash,
-        "positions_value": nav - ledger.cash,
-        "nav": nav,
-        "gross_exposure": float(positions["market_value"].abs().sum()) / nav if nav else 0.0,
-        "net_exposure": float(positions["market_value"].sum()) / nav if nav else 0.0,
-        "n_positions": positions.height,
-        "realized_pnl": ledger.realized_pnl,
-        "commission": float(sum(f.commission for f in fills)),
-        "dividends": float(dividends),
-        "n_fills": len(fills),
-        "broker": broker,
-        "spike_sessions_left": spike_left,
-    }
 
 
 def _emergency(

@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import polars as pl
 
+from mqf_pipeline import calendar
 from mqf_pipeline.execution import policy
 from mqf_pipeline.execution.brokers.base import Broker, OrderRejectedError
-from mqf_pipeline.execution.child_orders import policy_request
+from mqf_pipeline.execution.child_orders import child_orders_reason, policy_request, worked_by_children
 from mqf_pipeline.execution.ledger import Ledger
 from mqf_pipeline.execution.orders import (
     BrokerOrder,
@@ -113,17 +114,23 @@ def submit_orders(
 
     ``kill_switch`` is asked again before every submission, so a switch engaged mid-cycle stops the rest;
     ``blocker`` refuses the orders that add risk when a gate forbids it (the reason is stored per order).
+    A broker that works child orders (``work_children``, Alpaca) is not sent a TWAP/VWAP/POV/WAIT order
+    whole: its row is SUBMITTED with reason ``CHILD_ORDERS: worked during <D+1> by the intraday step`` and no
+    broker_order_id (:mod:`mqf_pipeline.stages.child_work` sends the children), so a rerun sends nothing.
     Returns (orders rows, execution_decisions rows, orders submitted now, orders the broker already had).
     """
     known = broker.get_orders([p["request"].client_order_id for p in planned]) if planned else {}
+    by_children = getattr(broker, "work_children", None) is not None
     rows, decisions, submitted = [], [], 0
     for p in planned:
         req: OrderRequest = p["request"]
         order: BrokerOrder | None = known.get(req.client_order_id)
-        reason = None
+        reason, child = None, False
         if order is None:
             reason = kill_switch() or blocker.reason(req, p["leg"])
-            if reason is None:
+            if reason is None and by_children and worked_by_children(req.strategy):
+                child, reason = True, child_orders_reason(calendar.session_offset(day, 1))
+            elif reason is None:
                 try:
                     order = broker.submit(req, session=day)
                     submitted += 1
@@ -138,9 +145,8 @@ def submit_orders(
                 order.qty,
                 req.qty,
             )
-        status = (
-            OrderStatus.REJECTED if order is None or order.status is OrderStatus.REJECTED else OrderStatus.SUBMITTED
-        )
+        refused = order is None or order.status is OrderStatus.REJECTED
+        status = OrderStatus.REJECTED if refused and not child else OrderStatus.SUBMITTED
         if order is not None and order.status is OrderStatus.REJECTED:
             reason = f"BROKER_REJECTED: {order.reject_reason}"
         rows.append(_order_row(day, p, order, status, reason, broker.name))

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from mqf_pipeline.execution.ledger import Ledger
 from mqf_pipeline.execution.orders import BrokerOrder, Fill, OrderStatus, Side
 from mqf_pipeline.stages.execution_orders import frame
 
@@ -150,4 +151,32 @@ def _feedback_row(
         "regime": regime,
         "date": day,
         "cycle_id": o["cycle_id"],
+    }
+
+
+def account_row(
+    day: dt.date,
+    ledger: Ledger,
+    positions: pl.DataFrame,
+    nav: float,
+    fills: list[Fill],
+    dividends: float,
+    broker: str,
+    spike_left: int,
+) -> dict:
+    """The account row after the session: cash, NAV, exposures, commissions and dividends."""
+    return {
+        "date": day,
+        "cash": ledger.cash,
+        "positions_value": nav - ledger.cash,
+        "nav": nav,
+        "gross_exposure": float(positions["market_value"].abs().sum()) / nav if nav else 0.0,
+        "net_exposure": float(positions["market_value"].sum()) / nav if nav else 0.0,
+        "n_positions": positions.height,
+        "realized_pnl": ledger.realized_pnl,
+        "commission": float(sum(f.commission for f in fills)),
+        "dividends": float(dividends),
+        "n_fills": len(fills),
+        "broker": broker,
+        "spike_sessions_left": spike_left,
     }

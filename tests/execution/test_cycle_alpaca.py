@@ -17,7 +17,9 @@ from mqf_pipeline.storage.lake import Lake
 from tests.execution.fake_alpaca_trading import FakeAlpacaTrading
 
 pytestmark = pytest.mark.network_local
-SETTINGS = load_settings(Path(__file__).resolve().parents[2] / "configs")
+_BASE = load_settings(Path(__file__).resolve().parents[2] / "configs")
+# MARKET schedules go to Alpaca whole (TWAP/VWAP/POV/WAIT are worked as children: test_child_work.py)
+SETTINGS = _BASE.model_copy(update={"execution": _BASE.execution.model_copy(update={"default_strategy": "MARKET"})})
 
 
 def _run(lake: Lake, days, broker: AlpacaBroker, latest) -> list[StepOutput]:

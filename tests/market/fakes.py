@@ -308,6 +308,7 @@ class FakeAlpacaMarketData(FakeHTTPServer):
     ``next_page_token`` an opaque base64 offset. Requests without key headers get 401."""
 
     PATH = "/v2/stocks/bars"
+    SNAPSHOTS_PATH = "/v2/stocks/snapshots"
 
     def __init__(
         self,
@@ -320,6 +321,9 @@ class FakeAlpacaMarketData(FakeHTTPServer):
         self.data = {"raw": raw, "all": adjusted if adjusted is not None else raw}
         self.page_size = page_size
         self.route("GET", self.PATH, self._bars)
+        #: raw snapshot JSON per symbol served by ``GET /v2/stocks/snapshots`` (see :func:`alpaca_snapshot`)
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.route("GET", self.SNAPSHOTS_PATH, self._snapshots)
 
     @staticmethod
     def _time(value: str) -> dt.datetime:
@@ -350,6 +354,38 @@ class FakeAlpacaMarketData(FakeHTTPServer):
             bars.setdefault(s, []).append(b)
         next_token = base64.b64encode(str(nxt).encode()).decode() if nxt < len(items) else None
         return FakeResponse(200, {"bars": bars, "next_page_token": next_token})
+
+    def _snapshots(self, cap: Captured) -> FakeResponse:
+        """``GET /v2/stocks/snapshots?symbols=A,B``: ``{symbol: snapshot}`` for the known symbols."""
+        if not cap.headers.get("APCA-API-KEY-ID") or not cap.headers.get("APCA-API-SECRET-KEY"):
+            return FakeResponse(401, {"code": 40110000, "message": "request is not authorized"})
+        symbols = [s for s in (cap.param("symbols") or "").split(",") if s]
+        if not symbols:
+            return FakeResponse(422, {"code": 42210000, "message": "symbols is required"})
+        return FakeResponse(200, {s: self.snapshots[s] for s in symbols if s in self.snapshots})
+
+
+def alpaca_snapshot(last: float, day: dt.date, volume: float, open_: float) -> dict[str, Any]:
+    """One raw snapshot as Alpaca's data API v2 sends it: latest trade ``last`` dollars, daily bar of
+    ``day`` (stamped midnight New York) with ``volume`` shares and opening price ``open_``."""
+    t = alpaca_timestamp(day)
+    bar = {"t": t, "o": open_, "h": max(open_, last), "l": min(open_, last), "c": last, "v": volume, "n": 1, "vw": last}
+    return {
+        "latestTrade": {"t": t, "x": "V", "p": last, "s": 100, "c": ["@"], "i": 1, "z": "C"},
+        "latestQuote": {
+            "t": t,
+            "ax": "V",
+            "ap": last + 0.01,
+            "as": 1,
+            "bx": "V",
+            "bp": last - 0.01,
+            "bs": 1,
+            "c": ["R"],
+        },
+        "minuteBar": bar,
+        "dailyBar": bar,
+        "prevDailyBar": bar,
+    }
 
 
 def alpaca_news_item(

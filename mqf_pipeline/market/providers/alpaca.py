@@ -22,6 +22,10 @@ follows ``next_page_token`` itself. The news client shares the bars client's key
 throttle, timeout and error mapping. In paper (and live) mode this is the pipeline's only source of
 headlines; the simulator makes its own in simulated mode.
 
+Live quotes (:meth:`AlpacaProvider.live_quotes`, for the intraday child-order step) come from
+``StockHistoricalDataClient.get_stock_snapshot`` (``GET {base}/v2/stocks/snapshots?symbols=...``, one
+request for all symbols): the latest trade's price, and the session's daily bar volume and open.
+
 Session dating (no lookahead): an item's ``created_at`` (UTC; converted to America/New_York) is dated to
 the first XNYS session whose close is *strictly later* than it, using the calendar's actual close (16:00,
 or 13:00 on early-close days). So an item published before the close belongs to that session; one
@@ -37,11 +41,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 import requests
 
+from mqf_pipeline.execution.child_orders import LiveQuote
 from mqf_pipeline.market.providers.alpaca_http import (
     KEY_ENV,
     RETRY_ATTEMPTS_ENV,
@@ -53,7 +59,13 @@ from mqf_pipeline.market.providers.alpaca_http import (
     _ObservedSession,
     _page_logs,
 )
-from mqf_pipeline.market.providers.alpaca_rows import NEW_YORK, _bars_frame, headline_rows, session_closes
+from mqf_pipeline.market.providers.alpaca_rows import (
+    NEW_YORK,
+    _bars_frame,
+    headline_rows,
+    session_closes,
+    snapshot_quotes,
+)
 from mqf_pipeline.market.providers.base import (
     HEADLINES_SCHEMA,
     BarsRequest,
@@ -72,6 +84,7 @@ logger = logging.getLogger(__name__)
 
 ENDPOINT = "/v2/stocks/bars"
 NEWS_ENDPOINT = "/v1beta1/news"
+SNAPSHOT_ENDPOINT = "/v2/stocks/snapshots"
 
 
 class AlpacaProvider(HttpTransport, UnsupportedCapability):
@@ -245,3 +258,25 @@ class AlpacaProvider(HttpTransport, UnsupportedCapability):
                 self.news_max_items,
             )
         return headline_rows(items, req.symbols, closes, req.start, req.end, self.name)
+
+    def live_quotes(self, symbols: Sequence[str], session: dt.date) -> dict[str, LiveQuote]:
+        """Live quotes of ``symbols`` during ``session`` from one snapshots request (module docstring;
+        :func:`~mqf_pipeline.market.providers.alpaca_rows.snapshot_quotes`); symbols without a trade are absent."""
+        from alpaca.common.exceptions import APIError
+        from alpaca.data.requests import StockSnapshotRequest
+
+        if not symbols:
+            return {}
+        req = BarsRequest(tuple(dict.fromkeys(symbols)), session, session)
+        client, session_http = self._make_client(req)
+        params: dict[str, Any] = {"symbol_or_symbols": list(req.symbols)}
+        if self.feed:
+            params["feed"] = self.feed
+        session_http.hits = []
+        try:
+            data = client.get_stock_snapshot(StockSnapshotRequest(**params)) or {}
+        except (APIError, requests.RequestException, ValueError) as e:
+            raise _map_error(
+                self.name, self.timeout_s, e, req, SNAPSHOT_ENDPOINT, "snapshots", [], session_http.hits
+            ) from e
+        return snapshot_quotes(data, req.symbols, session)

@@ -1,4 +1,4 @@
-"""Alpaca's JSON answers as rows: daily bars, and news items dated to sessions (headlines).
+"""Alpaca's JSON answers as rows: daily bars, news items dated to sessions (headlines), live quotes.
 
 Used by :class:`~mqf_pipeline.market.providers.alpaca.AlpacaProvider`; the module docstring there
 describes the session dating of headlines (no lookahead).
@@ -17,6 +17,7 @@ import pandas as pd
 import polars as pl
 
 from mqf_pipeline import calendar
+from mqf_pipeline.execution.child_orders import LiveQuote
 from mqf_pipeline.market.providers.base import HEADLINES_SCHEMA, empty_frame
 
 logger = logging.getLogger("mqf_pipeline.market.providers.alpaca")  # the provider's logger name
@@ -142,3 +143,27 @@ def _bars_frame(data: dict[str, list[dict[str, Any]]], adjusted: bool) -> pl.Dat
             "volume": pl.Int64,
         }
     return pl.DataFrame(rows, schema=schema, strict=False)
+
+
+def snapshot_quotes(data: object, symbols: Sequence[str], session: dt.date) -> dict[str, LiveQuote]:
+    """Alpaca snapshots (raw JSON keyed by symbol) as live quotes during ``session``: ``latestTrade.p`` ->
+    ``last`` (dollars); when ``dailyBar`` is the session's own bar (its ``t`` is that New York date), its
+    ``v`` -> ``volume`` (shares) and ``o`` -> ``open`` (dollars), else 0 shares and no open (the session has
+    not traded yet). A symbol without a snapshot or a positive last trade price is absent."""
+    out: dict[str, LiveQuote] = {}
+    snaps = data if isinstance(data, dict) else {}
+    for symbol in symbols:
+        snap = snaps.get(symbol)
+        trade = snap.get("latestTrade") if isinstance(snap, dict) else None
+        price = trade.get("p") if isinstance(trade, dict) else None
+        if not isinstance(price, int | float) or not price > 0:
+            logger.warning("alpaca snapshot: no last trade price for %s during %s", symbol, session)
+            continue
+        bar = snap.get("dailyBar") if isinstance(snap, dict) else None
+        bar = bar if isinstance(bar, dict) else {}
+        t = _parse_time(bar.get("t"))
+        today = t is not None and t.astimezone(NEW_YORK).date() == session
+        volume = float(bar.get("v") or 0.0) if today else 0.0
+        opening = float(bar["o"]) if today and isinstance(bar.get("o"), int | float) and bar["o"] > 0 else None
+        out[symbol] = LiveQuote(last=float(price), volume=volume, open=opening)
+    return out
