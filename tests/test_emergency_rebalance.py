@@ -140,3 +140,35 @@ def test_a_breach_cuts_exposure_at_the_broker_and_a_rerun_sends_nothing(tmp_path
     after = _broker_gross(broker, lake, nxt)
     nav = lake.read("account", [nxt])["nav"].item()
     assert before > 0.45 * nav and after < 0.28 * nav  # fills, costs and one session's price moves aside
+
+
+@pytest.mark.parametrize("action", ["halt", "derisk"])
+def test_the_kill_switch_halts_or_derisks(tmp_path: Path, action: str) -> None:
+    """kill_switch_action halt: nothing reaches the broker while the switch is engaged; derisk: the switch is a
+    breach, the greedy cut to emergency_max_gross goes (sells only, -EMG ids) and nothing else."""
+    from mqf_pipeline import kill_switch
+
+    days = build_lake(tmp_path / "lake", symbols=20, sessions=5)
+    lake = Lake(str(tmp_path / "lake"))
+    broker = PaperBroker(
+        tmp_path / "broker", initial_cash=SETTINGS.risk.initial_nav, params=cost_params(SETTINGS.execution), seed=11
+    )
+    execution = SETTINGS.execution.model_copy(update={"emergency_max_gross": 0.25, "kill_switch_action": action})
+    settings = SETTINGS.model_copy(update={"execution": execution})
+    switch = tmp_path / "KILL_SWITCH"
+    ctx = run_context(lake, settings, kill_switch_path=switch, now=NOW)
+    stage = ExecutionStage(broker, latest_session=days[-1])
+    stage.write(ctx, run_stage(stage, ctx, days[:3]), days[:3])
+    kill_switch.engage(switch, "test: operator stop", "pytest")
+    log = broker.submit_log()
+    out = run_stage(stage, ctx, [days[3]])[0].detail
+    sent = broker.submit_log()[len(log) :]
+    if action == "halt":
+        assert sent == [] and (out.orders["status"] == "REJECTED").all()
+        assert out.orders["reason"].str.starts_with("KILL_SWITCH").all()
+    else:
+        assert out.orders.height and out.notes[0].startswith("EMERGENCY rebalance")
+        assert "KILL_SWITCH" in out.notes[0]
+        assert (out.orders["status"] == "SUBMITTED").all() and (out.orders["side"] == "SELL").all()
+        assert out.orders["cycle_id"].str.ends_with(f"-{EMERGENCY_SUFFIX}").all()
+        assert {cid for cid, outcome in sent if outcome == "accepted"} == set(out.orders["order_id"].to_list())

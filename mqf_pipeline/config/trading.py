@@ -44,6 +44,11 @@ class ExecutionSettings(Section):
         description="emergency rebalance: on a DEFENSIVE/FREEZE breaker (or a breach no limit scale cures) the held "
         "book is cut greedily to at most this gross, fraction of NAV",
     )
+    kill_switch_action: str = Field(
+        "halt",
+        description="halt: while the kill switch is engaged no order is sent | derisk: the switch is a breach, "
+        "the emergency cut (reductions only, to emergency_max_gross) is sent and nothing else",
+    )
     alpaca_url_override: str | None = Field(None, description="Alpaca trading base URL (tests, proxies)")
 
     @model_validator(mode="after")
@@ -53,6 +58,8 @@ class ExecutionSettings(Section):
             raise ValueError(f"unknown execution strategy {self.default_strategy!r}; known: {list(known)}")
         if self.slippage_spike_action not in ("fallback", "halt"):
             raise ValueError(f"unknown slippage_spike_action {self.slippage_spike_action!r}; known: fallback, halt")
+        if self.kill_switch_action not in ("halt", "derisk"):
+            raise ValueError(f"unknown kill_switch_action {self.kill_switch_action!r}; known: halt, derisk")
         return self
 
 

@@ -42,12 +42,14 @@ def gross(book: Mapping[str, float]) -> float:
     return float(sum(abs(w) for w in book.values()))
 
 
-def target_gross(held_gross: float, risk_row: Mapping[str, object] | None, params: EmergencyParams) -> float | None:
+def target_gross(
+    held_gross: float, risk_row: Mapping[str, object] | None, params: EmergencyParams, *, forced: bool = False
+) -> float | None:
     """The gross the book is cut to for ``risk_row``'s breach (module docstring); None when the row does not
-    breach or the book is already within it."""
-    if not risk_row:
-        return None
-    breaker = risk_row.get("breaker_status") in BREACH_STATUSES
+    breach or the book is already within it. ``forced``: a breach from outside the risk state (the kill
+    switch when it de-risks), cut like a breaker breach."""
+    risk_row = risk_row or {}
+    breaker = forced or risk_row.get("breaker_status") in BREACH_STATUSES
     checks = [c for c in json.loads(str(risk_row.get("limits_json") or "[]")) if c.get("breached")]
     scales = [float(c["scale"]) for c in checks if c.get("action") == "SCALE" and c.get("scale") is not None]
     uncured = breaker or any(c.get("action") != "SCALE" for c in checks) or (checks and not scales)
@@ -88,10 +90,13 @@ def emergency_targets(
     risk_row: Mapping[str, object] | None,
     sigma: Mapping[str, float],
     params: EmergencyParams,
+    *,
+    forced: bool = False,
 ) -> dict[str, float] | None:
-    """The session's targets when its risk state breaches, else None: per symbol, the optimiser's target
-    where it reduces the position further than the greedy cut, else the cut (no increase, no new name)."""
-    cap = target_gross(gross(held), risk_row, params)
+    """The session's targets when its risk state breaches (or ``forced``), else None: per symbol, the
+    optimiser's target where it reduces the position further than the greedy cut, else the cut (no increase,
+    no new name)."""
+    cap = target_gross(gross(held), risk_row, params, forced=forced)
     if cap is None or not any(held.values()):
         return None
     cut = derisk(held, cap, liquidation_order(held, sigma))

@@ -240,13 +240,16 @@ class ExecutionStage(Stage):
         block orders that add risk, reductions and closes go)."""
         settings, broker = ctx.settings, self.broker
         blocker = order_blocker(risk, gates, booked.regime, booked.ledger.open_positions())
+        derisk_on_kill = False
         if not getattr(broker, "accepts_historical", False) and day < self.latest_session:
             planned: list[dict] = []
             latest = self.latest_session
             notes = [f"{day} is before the latest session {latest}: broker {broker.name} is not sent past orders"]
         else:
             cid = make_cycle_id(settings.fund.strategy, day)
-            emergency = _emergency(day, booked, targets, risk, emergency_params(settings))
+            kill = kill_switch_reason(ctx.kill_switch) if settings.execution.kill_switch_action == "derisk" else None
+            emergency = _emergency(day, booked, targets, risk, emergency_params(settings), kill)
+            derisk_on_kill = emergency is not None and kill is not None
             notes = []
             if emergency is not None:
                 targets, note = emergency
@@ -262,9 +265,9 @@ class ExecutionStage(Stage):
                 policy_params(settings),
                 booked.spike_sessions_left > 0 or emergency is not None,
             )
-        orders, decisions, submitted, known = submit_orders(
-            day, planned, broker, blocker, lambda: kill_switch_reason(ctx.kill_switch)
-        )
+        # kill_switch_action "derisk": the switch is a breach; its cut (reductions only) goes, nothing else
+        kill_check = (lambda: None) if derisk_on_kill else (lambda: kill_switch_reason(ctx.kill_switch))
+        orders, decisions, submitted, known = submit_orders(day, planned, broker, blocker, kill_check)
         result = SessionResult(
             day,
             booked.outcomes,
@@ -320,15 +323,20 @@ class ExecutionStage(Stage):
 
 
 def _emergency(
-    day: dt.date, booked: Booked, targets: pl.DataFrame, risk: pl.DataFrame, params: EmergencyParams
+    day: dt.date,
+    booked: Booked,
+    targets: pl.DataFrame,
+    risk: pl.DataFrame,
+    params: EmergencyParams,
+    kill: str | None = None,
 ) -> tuple[pl.DataFrame, str] | None:
-    """The de-risking targets of a session whose risk state breaches (:mod:`mqf_pipeline.portfolio.emergency`)
-    and a note saying why, else None."""
+    """The de-risking targets of a session whose risk state breaches, or whose kill switch ``kill`` de-risks
+    (:mod:`mqf_pipeline.portfolio.emergency`), and a note saying why, else None."""
     risk_row = risk.row(0, named=True) if risk.height else None
     held = booked.weights()
     want = dict(zip(targets["symbol"].to_list(), targets["target_weight"].to_list(), strict=True))
     sigma = {s: float(q["sigma"]) for s, q in booked.quotes.items() if q["sigma"] is not None}
-    cut = emergency_targets(held, want, risk_row, sigma, params)
+    cut = emergency_targets(held, want, risk_row, sigma, params, forced=kill is not None)
     if cut is None:
         return None
     symbols = sorted(cut)
@@ -336,7 +344,7 @@ def _emergency(
         {"date": [day] * len(symbols), "symbol": symbols, "target_weight": [cut[s] for s in symbols]},
         schema={"date": pl.Date, "symbol": pl.String, "target_weight": pl.Float64},
     )
-    reasons = "; ".join(risk_breaches(risk_row))
+    reasons = "; ".join([*risk_breaches(risk_row), *([kill] if kill else [])])
     note = (
         f"EMERGENCY rebalance {day} ({reasons}): held gross {gross(held):.4f} cut to {gross(cut):.4f}, "
         "orders MARKET for the next session's open"
