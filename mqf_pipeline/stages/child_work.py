@@ -126,8 +126,10 @@ def next_session_adv(lake: Lake, day: dt.date, cfg: ExecutionSettings) -> dict[s
     if bars.is_empty():
         return {}
     empty = {c: pl.lit(None, dtype=bars.schema[c]) for c in ("open", "close", "volume", "adjusted_close")}
-    placeholder = bars.filter(pl.col("date") == day).with_columns(date=pl.lit(session), **empty)
-    market = session_market(pl.concat([bars, placeholder]), cfg.adv_window_sessions, cfg.vol_window_sessions)
+    # a row per symbol dated D+1 with no prices: session_market's windows end strictly before each row, so
+    # its ADV is the one known at D+1's open, computed by the same code booking uses
+    next_session = bars.filter(pl.col("date") == day).with_columns(date=pl.lit(session), **empty)
+    market = session_market(pl.concat([bars, next_session]), cfg.adv_window_sessions, cfg.vol_window_sessions)
     rows = market.filter((pl.col("date") == session) & pl.col("adv").is_not_null()).select("symbol", "adv")
     return dict(rows.iter_rows())
 
