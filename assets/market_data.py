@@ -21,7 +21,9 @@ DESCRIPTIONS: dict[str, str] = {
     "news_headlines": "News headlines per symbol by the session they are first known.",
     "ingestion_audit": "One row per session: what was requested, received, retried and written.",
     "backfill_failures": "Symbol-sessions no provider could serve, with the providers tried.",
-    "macro_series": "Macro inputs per session: a VIX-like index (points) and the short rate (decimal, annual).",
+    "macro_series": "Macro inputs per session: a VIX-like index (points) and the short rate (decimal, annual), from "
+    "the mode's macro providers only (FRED or files in real-data modes); a series none serves is absent, never "
+    "made up (metadata absent_series says why).",
     "data_quality": "Quality score and flags per symbol and session (seed 000 sections 4.2-4.3).",
     "trading_eligibility": "Symbols allowed to trade: quality accepted (Phase 1) and >= min_history_rows bars "
     "(Phase 0).",
@@ -90,9 +92,15 @@ def _macro_series_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         router = market_data.router()
         run = materialize_stage(context, MacroStage(router, storage.archive()), ctx)
         save_provider_metrics(ctx.lake, router.metrics_frame(), context.run.run_id, "macro_series")
+        absent = run.last.detail["absent"]
+        served = [s for s in MACRO_SERIES if s not in absent]
         return dg.MaterializeResult(
             asset_key="macro_series",
-            metadata=write_metadata(run.written["macro_series"], series=", ".join(MACRO_SERIES)),
+            metadata=write_metadata(
+                run.written["macro_series"],
+                series=", ".join(served) or "none",
+                absent_series=", ".join(f"{k}: {v}" for k, v in absent.items()) or "none",
+            ),
         )
 
     return macro_series

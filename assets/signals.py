@@ -17,8 +17,9 @@ DESCRIPTIONS = {
     "quality-accepted bars: SMA, EMA, RSI, MACD, Bollinger, ATR, historical volatility, OBV, volume ratios, ADX "
     "and trend, returns and 12-1 momentum. TA-Lib-exact; long format (date, symbol, feature, value).",
     "regime_history": "Market regime per session (seed 002 regime_history): a 3-state Gaussian HMM (NORMAL / "
-    "VOLATILE / CRISIS) on market return and dispersion, refit every regime_refit_sessions on data strictly "
-    "before, FILTERED probabilities only; mapped with the trend to seed 000 section 7.2's risk regimes.",
+    "VOLATILE / CRISIS) on market return and dispersion (return only on a universe of one symbol: metadata "
+    "observations, universe_size, small_universe), refit every regime_refit_sessions on data strictly before, "
+    "FILTERED probabilities only; mapped with the trend to seed 000 section 7.2's risk regimes.",
     "model_outputs": "Signals of every enabled alpha agent per symbol and session (the model_outputs table): "
     "expected return mu over the agent's horizon, sigma, confidence, signal in [-1, 1] and reason codes, from "
     "bars, the stored features (e.g. the technical agent's RSI, MACD and Bollinger %B), fundamentals, news and "
@@ -64,9 +65,10 @@ def _regime_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinitio
     def regime(context: dg.AssetExecutionContext, settings: SettingsResource, storage: StorageResource):
         """Market regime per session from the walk-forward filtered HMM."""
         run = materialize_stage(context, RegimeStage(), stage_context(context, settings.get(), storage.lake()))
-        with_regime = sum(s.detail is not None for s in run.steps)
+        with_regime = sum(s.detail.rows is not None for s in run.steps)
         meta: dict[str, object] = {"sessions_without_regime": len(run.steps) - with_regime}
-        last = run.last.detail.to_dicts() if run.last.detail is not None else []
+        meta |= run.last.detail.run.metadata()  # observations, universe_size, small_universe
+        last = run.last.detail.rows.to_dicts() if run.last.detail.rows is not None else []
         if last:
             meta |= {
                 "regime": last[0]["regime"],
@@ -106,12 +108,14 @@ def _agent_signals_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         meta |= {
             f"{c['agent']}/mean_confidence": c["mean_confidence"] for c in cover if c["mean_confidence"] is not None
         }
+        meta |= {f"{c['agent']}/reason": c["reason"] for c in cover if c["status"] == "no data"}
         weights = cfg.signals.starting_weights()
         silent = [
-            {"agent": c["agent"], "weight": weights.get(str(c["agent"]), 0.0), "reason": c["reason"]}
+            {"agent": c["agent"], "weight": weights.get(str(c["agent"]), 0.0), "reason": c["detail"]}
             for c in cover
             if c["status"] == "no data"
         ]
+        notes = run.last.detail.notes
         meta |= {f"{a}/ic_to_date": v["mean_ic"] for a, v in ic.items() if v.get("mean_ic") == v.get("mean_ic")}
         return dg.MaterializeResult(
             asset_key="agent_signals",
@@ -120,6 +124,8 @@ def _agent_signals_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 preset=cfg.signals.preset,
                 agents=", ".join(names),
                 eligible_last_session=n_eligible,
+                universe_size=notes.universe_size,
+                small_universe=notes.small_universe,
                 agents_without_data=no_data_note(silent) or "none",
                 agents_table=dg.MetadataValue.md(md_table(table, max_rows=len(names))) if table.height else "none",
                 **meta,

@@ -13,7 +13,7 @@ import dagster as dg
 from jobs.asset_jobs import daily_cycle_job
 from jobs.child_orders import child_orders_job
 from mqf_pipeline import calendar
-from mqf_pipeline.config import Mode, load_settings
+from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution.child_orders import session_bounds
 
 NEW_YORK = "America/New_York"
@@ -62,8 +62,8 @@ def daily_tactical_rebalance(context: dg.ScheduleEvaluationContext):
     name="intraday_child_orders",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every 5 minutes of the regular session (New York): work the previous session's TWAP/VWAP/"
-    "POV/WAIT orders as child orders at Alpaca. Skipped outside the session and in simulated mode (the paper "
-    "broker simulates the schedules itself).",
+    "POV/WAIT orders as child orders at Alpaca. Skipped outside the session and with the local paper broker "
+    "(simulated mode, or execution.broker: local), which simulates the schedules itself.",
 )
 def intraday_child_orders(context: dg.ScheduleEvaluationContext):
     at = context.scheduled_execution_time.astimezone(_NY)
@@ -72,8 +72,8 @@ def intraday_child_orders(context: dg.ScheduleEvaluationContext):
     opens_at, closes_at = session_bounds(at.date())
     if not (opens_at <= at < closes_at):
         return dg.SkipReason(f"{at:%H:%M} New York is outside the regular session of {at.date()}")
-    if load_settings().fund.mode is Mode.SIMULATED:
-        return dg.SkipReason("simulated mode: the paper broker simulates child orders itself")
+    if load_settings().broker_kind == "local":
+        return dg.SkipReason("the local paper broker simulates child orders itself")
     return dg.RunRequest(run_key=f"children-{at.isoformat()}", tags={"mqf/schedule": "intraday_child_orders"})
 
 

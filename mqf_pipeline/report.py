@@ -38,8 +38,9 @@ def market_data_summary(
         "mean_quality": round(float(quality.get_column("quality_score").mean()), 4) if quality.height else None,
         "rejected": int((quality.get_column("status") == "REJECT").sum()) if quality.height else None,
         "eligible": int(elig.get_column("eligible").sum()) if elig.height else None,
-        "vix_points": round(vix[0], 2) if vix and vix[0] is not None else None,
-        "short_rate_pct": round(100 * rate[0], 3) if rate and rate[0] is not None else None,
+        "vix_points": round(vix[0], 2) if vix and vix[0] is not None else "absent (no provider served it)",
+        "short_rate_pct": round(100 * rate[0], 3) if rate and rate[0] is not None else "absent (no provider served it)",
+        "symbols_not_served": _failures_note(lake, key),
         "features": lake.read("features", [key]).height,
         "regime": (
             f"{regime.item(0, 'regime')} (p={regime.item(0, 'regime_prob'):.2f}, x{regime.item(0, 'risk_multiplier')})"
@@ -52,6 +53,17 @@ def market_data_summary(
         "agents_without_data": _agents_without_data(lake, latest, outputs, agent_weights),
         **decision_summary(lake, latest),
     }
+
+
+def _failures_note(lake: Lake, key: str) -> str | None:
+    """The symbols no provider served at session ``key`` (backfill_failures), with the first one's reason."""
+    failures = lake.read("backfill_failures", [key]) if lake.exists("backfill_failures", key) else pl.DataFrame()
+    if failures.height == 0:
+        return None
+    first = failures.row(0, named=True)
+    names = ", ".join(failures.get_column("symbol").unique(maintain_order=True).head(5).to_list())
+    more = f" and {failures.height - 5} more" if failures.height > 5 else ""
+    return f"{failures.height}: {names}{more} ({first['symbol']}: {first['error']})"
 
 
 def _agents_without_data(

@@ -27,8 +27,8 @@ class BrokerResource(dg.ConfigurableResource):
         if self._broker is None:
             cfg = self.settings.get()
             mode = cfg.fund.mode
-            check_trading_allowed(mode, cfg.providers.priority.get(mode, []))
-            if mode is Mode.SIMULATED:
+            check_trading_allowed(mode, cfg.providers.priority.get(mode, []), broker=cfg.broker_kind)
+            if cfg.broker_kind == "local":
                 self._broker = PaperBroker(
                     self.directory or cfg.broker_dir,
                     initial_cash=cfg.risk.initial_nav,

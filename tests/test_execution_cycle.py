@@ -188,3 +188,42 @@ def test_no_lookahead_data_after_d_moves_nothing_for_d(tmp_path: Path) -> None:
         for attr in ("orders", "decisions", "outcomes", "feedback", "positions"):
             assert getattr(base, attr).equals(getattr(other, attr)), (day, attr)
         assert base.account == other.account
+
+
+def test_files_without_spreads_and_a_close_only_session(tmp_path: Path) -> None:
+    """Bars as a user's files give them: no spread column anywhere, and one session with closes only. Every
+    order is priced at the spread estimated from the bars before (or the default), the outcomes and feedback
+    say which, and orders meeting the close-only session are cancelled NO_OHLC (not NO_BAR)."""
+    import json
+
+    from mqf_pipeline.execution.spread_estimate import SPREAD_SOURCES
+
+    days = build_lake(tmp_path / "lake", symbols=12, sessions=4)
+    lake = Lake(str(tmp_path / "lake"))
+    keys = lake.partitions("price_history")
+    bars = lake.read("price_history", keys).with_columns(spread_bps=pl.lit(None, dtype=pl.Float64))
+    close_only = pl.col("date") == days[2]
+    bars = bars.with_columns(
+        pl.when(close_only).then(None).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low")
+    )
+    lake.write_many("price_history", bars, keys, now=NOW)
+    results = {r.day: r for r in (s.detail for s in _run(lake, days, _broker(tmp_path / "broker"), days[-1]))}
+    cfg = SETTINGS.execution
+    market = load_inputs(lake, days, cfg.adv_window_sessions, cfg.vol_window_sessions).market
+    assert market["spread_bps"].null_count() == 0 and set(market["spread_source"]) <= {"estimated_edge", "default"}
+    spread = {(d, s): x for d, s, x in market.select("date", "symbol", "spread_bps").iter_rows()}
+    decisions = results[days[0]].decisions
+    assert decisions.height
+    for s, x in decisions.select("symbol", "spread_bps").iter_rows():
+        assert x == spread[(days[0], s)]  # the policy priced the spread the market rows carry
+    filled = results[days[1]].outcomes.filter(pl.col("filled_qty") > 0)
+    assert filled.height and set(filled["spread_source"]) <= set(SPREAD_SOURCES) - {"quoted"}
+    for row in filled.iter_rows(named=True):
+        assert row["bid_ask_spread"] == spread[(days[1], row["symbol"])]
+    feedback = results[days[1]].feedback
+    assert feedback.height == filled.height and feedback["spread_source"].null_count() == 0
+    for row in feedback.iter_rows(named=True):
+        assert json.loads(row["market_conditions_json"])["spread_source"] == row["spread_source"]
+    cancelled = results[days[2]].outcomes
+    assert cancelled.height and (cancelled["status"] == "CANCELLED").all()
+    assert set(cancelled["cancel_reason"]) == {"NO_OHLC"}

@@ -176,3 +176,68 @@ def test_no_lookahead(raw_bars, tmp_path):
         return score_quality(prepared.rows, UNIVERSE, SESSIONS, [x])
 
     assert at_x(raw_bars).equals(at_x(changed))
+
+
+def _null_on(raw: pl.DataFrame, cols: tuple[str, ...], when: pl.Expr) -> pl.DataFrame:
+    return raw.with_columns(pl.when(when).then(None).otherwise(pl.col(c)).alias(c) for c in cols)
+
+
+def _price_flags(raw: pl.DataFrame, tmp_path, symbol: str = "AAA", day: dt.date = D) -> set[str]:
+    prepared = prepare_bars(
+        raw.with_columns(pl.lit("test").alias("provider")),
+        RawArchive(tmp_path),
+        dt.datetime(2024, 4, 1, tzinfo=dt.UTC),
+        D,
+    )
+    row = prepared.rows.filter((pl.col("symbol") == symbol) & (pl.col("date") == day)).row(0, named=True)
+    return set(json.loads(row["validation_flags"]))
+
+
+def test_close_only_bars_are_accepted_and_flagged(raw_bars, tmp_path):
+    """A close-only source (no open/high/low, no volume) for the whole history: usable, flagged, full score."""
+    close_only = _null_on(raw_bars, ("open", "high", "low", "volume"), pl.col("symbol") == "AAA")
+    assert _price_flags(close_only, tmp_path) == {"NO_OHLC", "NO_VOLUME"}
+    scored = _score(close_only, tmp_path)
+    row = _row(scored)
+    assert set(json.loads(row["validation_flags"])) == {"NO_OHLC", "NO_VOLUME"}
+    assert row["zero_negative_flag"] == 0 and row["extreme_spike_flag"] == 0 and row["missing_dates_pct"] == 0.0
+    assert row["quality_score"] == pytest.approx(1.0, abs=EXACT)  # 1 - (0.3*0 + 0.2*0 + 0.2*0 + 0.3*0)
+    assert row["status"] == "ACCEPT"
+    assert _row(scored, "BBB")["validation_flags"] == "[]"
+
+
+def test_close_only_bars_are_stale_when_their_close_repeats(raw_bars, tmp_path):
+    """null == null does not make every close-only bar stale, nor does it hide a repeated close."""
+    close_only = _null_on(raw_bars, ("open", "high", "low"), pl.col("symbol") == "AAA")
+    prev = close_only.filter(_on(close_only, "AAA", SESSIONS[-2])).row(0, named=True)
+    repeated = close_only.with_columns(
+        pl.when(_on(close_only, "AAA", D)).then(pl.lit(prev[c])).otherwise(pl.col(c)).alias(c)
+        for c in ("close", "adjusted_close", "volume")
+    )
+    row = _row(_score(repeated, tmp_path))
+    assert set(json.loads(row["validation_flags"])) == {"NO_OHLC", "STALE_BAR", "MISSING_SESSIONS"}
+    assert row["missing_dates_pct"] == pytest.approx(1 / W, abs=EXACT)
+    assert row["quality_score"] == pytest.approx(1 - 0.3 / W, abs=EXACT)
+    assert row["status"] == "ACCEPT"
+
+
+def test_null_volume_is_no_volume_and_not_a_spike(raw_bars, tmp_path):
+    """Volumes missing on D and the sessions before: NO_VOLUME, no spike (nulls are not in the reference)."""
+    gone = pl.col("date").is_in(SESSIONS[-3:]) & (pl.col("symbol") == "AAA")
+    row = _row(_score(_null_on(raw_bars, ("volume",), gone), tmp_path))
+    assert json.loads(row["validation_flags"]) == ["NO_VOLUME"]
+    assert row["quality_score"] == pytest.approx(1.0, abs=EXACT)
+    assert row["status"] == "ACCEPT"
+
+
+@pytest.mark.parametrize("cols", [("open",), ("high", "low"), ("open", "high", "low", "close")])
+def test_partly_missing_ohlc_is_nan_value_and_rejected(raw_bars, tmp_path, cols):
+    """Some of open/high/low null (or no close at all) is an unusable price, not a close-only bar."""
+    faulty = _null_on(raw_bars, cols, _on(raw_bars, "AAA", D))
+    assert "NO_OHLC" not in _price_flags(faulty, tmp_path)
+    row = _row(_score(faulty, tmp_path))
+    flags = set(json.loads(row["validation_flags"]))
+    assert "NAN_VALUE" in flags and "NO_OHLC" not in flags
+    assert row["zero_negative_flag"] == 1
+    assert row["quality_score"] == pytest.approx(0.8, abs=EXACT)
+    assert row["status"] == "REJECT"

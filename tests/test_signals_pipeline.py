@@ -53,7 +53,11 @@ def test_regime_rows_after_min_train(deployment):
     assert ((probs - 1).abs() < 1e-9).all()
     assert list(rows.columns)[:8] == list(table_spec("regime_history").columns)[:8]
     mats = materializations(result)
-    assert mats["regime"][-1].metadata["regime"].value in {"BULL_QUIET", "BULL_VOLATILE", "BEAR_QUIET", "BEAR_CRISIS"}
+    meta = mats["regime"][-1].metadata
+    assert meta["regime"].value in {"BULL_QUIET", "BULL_VOLATILE", "BEAR_QUIET", "BEAR_CRISIS"}
+    # 12 symbols: the default observations, and no small-universe flag (threshold 10)
+    assert meta["observations"].value == "return_pct, log_dispersion"
+    assert (meta["universe_size"].value, meta["small_universe"].value) == (12, False)
 
 
 def test_regime_rerun_identical(deployment):
@@ -82,6 +86,7 @@ def test_agent_signals_stored_with_contract_and_metadata(deployment):
     mats = materializations(result)
     meta = mats["agent_signals"][-1].metadata
     assert "momentum/coverage" in meta and "agents_table" in meta
+    assert (meta["universe_size"].value, meta["small_universe"].value) == (12, False)
 
 
 def test_agent_signals_rerun_identical(deployment):
@@ -183,7 +188,10 @@ def test_agents_without_data_in_metadata_and_summary(deployment):
     present = set(lake.read("model_outputs", [SESSIONS[-1]]).get_column("agent"))
     weights = cfg.signals.starting_weights()
     meta = materializations(result)["agent_signals"][-1].metadata
-    expected = no_data_note(agents_without_data(lake, SESSIONS[-1], present, weights)) or "none"
+    missing = agents_without_data(lake, SESSIONS[-1], present, weights)
+    expected = no_data_note(missing) or "none"
     assert meta["agents_without_data"].value == expected
+    for m in missing:  # a short reason per silent agent ("warm-up", "no fundamentals", ...)
+        assert meta[f"{m['agent']}/reason"].value in {"warm-up", "scored no symbol", "no fundamentals", "no headlines"}
     line = market_data_summary(lake, SESSIONS[-1], {**weights, "valuation": 0.1})["agents_without_data"]
     assert line.startswith("no data: valuation (scored no symbol on")  # simulated fundamentals are stored

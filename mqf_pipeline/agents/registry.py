@@ -15,7 +15,7 @@ import importlib
 import inspect
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -235,11 +235,14 @@ def coverage(signals: pl.DataFrame, data: AgentData, dates: Sequence[dt.date]) -
     )
 
 
-def run_agents(agents: Sequence[Agent], data: AgentData, dates: Sequence[dt.date]) -> pl.DataFrame:
+def run_agents(
+    agents: Sequence[Agent], data: AgentData, dates: Sequence[dt.date], *, log_coverage: bool = True
+) -> pl.DataFrame:
     """Run every agent for ``dates``, validate each against the Signal contract, and concatenate.
 
-    Per-agent coverage is logged at INFO (an agent with no rows at WARNING); an agent that raises or
-    breaks the contract stops the run with its name in the error.
+    Per-agent coverage is logged (:func:`log_agent_coverage`) unless ``log_coverage`` is False (a caller
+    running blocks logs it once over all of them); an agent that raises or breaks the contract stops the
+    run with its name in the error.
     """
     frames = []
     for agent in agents:
@@ -249,18 +252,28 @@ def run_agents(agents: Sequence[Agent], data: AgentData, dates: Sequence[dt.date
             raise RuntimeError(f"agent {agent.name!r} failed: {exc}") from exc
         frames.append(validate_signals(agent.name, out))
     result = pl.concat(frames) if frames else pl.DataFrame(schema=SIGNAL_SCHEMA)
-    stats = {row["agent"]: row for row in coverage(result, data, dates).iter_rows(named=True)}
-    for agent in agents:
-        row = stats.get(agent.name)
-        if row is None:
-            log.warning("agent %s produced no signals for %d date(s)", agent.name, len(dates))
-        else:
-            log.info(
-                "agent %s: %d rows, %d dates, %d symbols, coverage %.1f%%",
-                agent.name,
-                row["rows"],
-                row["dates"],
-                row["symbols"],
-                100 * row["coverage"],
-            )
+    if log_coverage:
+        log_agent_coverage([a.name for a in agents], coverage(result, data, dates), len(dates))
     return result
+
+
+def log_agent_coverage(
+    names: Sequence[str], stats: pl.DataFrame, n_dates: int, explained: Collection[str] = ()
+) -> None:
+    """One line per agent of ``names`` from :func:`coverage` ``stats``: INFO with its coverage, WARNING for
+    an agent with no rows, unless it is in ``explained`` (its caller already warned why)."""
+    rows = {row["agent"]: row for row in stats.iter_rows(named=True)}
+    for name in names:
+        row = rows.get(name)
+        if row is None:
+            if name not in explained:
+                log.warning("agent %s produced no signals for %d date(s)", name, n_dates)
+            continue
+        log.info(
+            "agent %s: %d rows, %d dates, %d symbols, coverage %.1f%%",
+            name,
+            row["rows"],
+            row["dates"],
+            row["symbols"],
+            100 * row["coverage"],
+        )

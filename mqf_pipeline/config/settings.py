@@ -41,8 +41,21 @@ class Settings(Section):
     # ---------------------------------------------------------------- derived paths
     @property
     def runtime_dir(self) -> Path:
+        """``$MQF_RUNTIME_DIR``, else ``fund.paths.runtime``; a relative path is under the folder holding the
+        config directory (``<project>/configs`` -> ``<project>/runtime``), whatever the current directory (the
+        environment variable is taken as given, relative to the current directory)."""
         env = os.environ.get(RUNTIME_DIR_ENV)
-        return Path(env) if env else Path(self.fund.paths.runtime)
+        if env:
+            return Path(env).expanduser()
+        path = Path(self.fund.paths.runtime).expanduser()
+        return path if path.is_absolute() else self.config_dir.resolve().parent / path
+
+    @property
+    def broker_kind(self) -> str:
+        """Where orders go: ``local`` (the built-in paper broker) or ``alpaca`` (``execution.broker``)."""
+        if self.execution.broker != "auto":
+            return self.execution.broker
+        return "local" if self.fund.mode is Mode.SIMULATED else "alpaca"
 
     def _under_runtime(self, value: str) -> Path:
         path = Path(value)
@@ -81,8 +94,20 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _mode_needs_symbols(self) -> Settings:
-        if self.fund.mode is not Mode.SIMULATED and not self.universe.symbols:
-            raise ValueError(f"mode {self.fund.mode.value!r} needs universe.symbols (configs/universe.yaml)")
+        mode = self.fund.mode
+        if mode is not Mode.SIMULATED and not self.universe.symbols:
+            raise ValueError(f"mode {mode.value!r} needs universe.symbols (configs/universe.yaml)")
+        if mode is not Mode.SIMULATED:
+            for key in ("priority", "macro_priority"):
+                if "simulated" in getattr(self.providers, key).get(mode, []):
+                    raise ValueError(
+                        f"providers.{key}.{mode.value} lists 'simulated': in mode {mode.value!r} the simulator "
+                        "never serves bars or macro series (use mode: simulated, or remove it)"
+                    )
+        if mode is Mode.LIVE and self.broker_kind == "local":
+            raise ValueError("execution.broker 'local' is the paper broker: mode 'live' trades at alpaca only")
+        if mode is Mode.SIMULATED and self.broker_kind == "alpaca":
+            raise ValueError("execution.broker 'alpaca' with mode 'simulated' would send orders for simulated prices")
         return self
 
 

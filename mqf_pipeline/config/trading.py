@@ -33,6 +33,12 @@ class ExecutionSettings(Section):
         20, ge=1, description="sessions behind ADV (shares for orders, traded value for the optimizer's ADV cap)"
     )
     vol_window_sessions: int = Field(20, ge=2, description="sessions behind the daily volatility")
+    default_spread_bps: float = Field(
+        10.0,
+        ge=0.0,
+        description="bid-ask spread (bps of mid) of a session whose bars quote none and whose OHLC gives no EDGE "
+        "estimate (close-only data, short history)",
+    )
     impact_coef: float = Field(0.7, gt=0.0, description="Y in the square-root impact Y sigma sqrt(Q/V)")
     commission_per_share: float = Field(0.0035, ge=0.0, description="paper broker commission, dollars per share")
     max_participation: float = Field(0.25, gt=0.0, le=1.0, description="an aggressive child's share of bucket volume")
@@ -50,12 +56,19 @@ class ExecutionSettings(Section):
         "the emergency cut (reductions only, to emergency_max_gross) is sent and nothing else",
     )
     alpaca_url_override: str | None = Field(None, description="Alpaca trading base URL (tests, proxies)")
+    broker: str = Field(
+        "auto",
+        description="where orders go: auto (simulated mode: local, paper/live: alpaca) | local (the built-in paper "
+        "broker, filling through the cost model: your own data, no keys) | alpaca",
+    )
 
     @model_validator(mode="after")
     def _known_strategy(self) -> ExecutionSettings:
         known = ("MARKET", "LIMIT", "TWAP", "POV", "VWAP", "WAIT")
         if self.default_strategy not in known:
             raise ValueError(f"unknown execution strategy {self.default_strategy!r}; known: {list(known)}")
+        if self.broker not in ("auto", "local", "alpaca"):
+            raise ValueError(f"unknown broker {self.broker!r}; known: auto, local, alpaca")
         if self.slippage_spike_action not in ("fallback", "halt"):
             raise ValueError(f"unknown slippage_spike_action {self.slippage_spike_action!r}; known: fallback, halt")
         if self.kill_switch_action not in ("halt", "derisk"):

@@ -1,6 +1,8 @@
 """The gate in front of a broker: which mode may trade, and with which safeguards.
 
 * simulated: always allowed (the paper broker; no keys, no network).
+* paper with the local broker (``execution.broker: local``, your own data): allowed, no keys (nothing leaves
+  the machine).
 * paper: Alpaca's paper endpoint; needs ``APCA_API_KEY_ID`` and ``APCA_API_SECRET_KEY``.
 * live: real money; needs both keys, ``MQF_LIVE_TRADING_CONFIRM`` set to exactly
   ``I-UNDERSTAND-THIS-TRADES-REAL-MONEY``, and bar providers that never include "simulated".
@@ -28,13 +30,18 @@ _ENDPOINTS = {
 }
 
 
-def check_trading_allowed(mode: Mode, bar_providers: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+def check_trading_allowed(
+    mode: Mode, bar_providers: Sequence[str], env: Mapping[str, str] | None = None, broker: str = "alpaca"
+) -> None:
     """Raise :class:`LiveTradingRefusedError` unless ``mode`` may trade (module docstring).
 
-    ``bar_providers``: the mode's bar providers (names); ``env`` defaults to ``os.environ``.
+    ``bar_providers``: the mode's bar providers (names); ``env`` defaults to ``os.environ``; ``broker``:
+    ``local`` (the built-in paper broker) or ``alpaca``.
     """
     mode = Mode(mode)
-    if mode is Mode.SIMULATED:
+    if mode is Mode.LIVE and broker == "local":
+        raise LiveTradingRefusedError("live trading refused: the local broker is a paper broker")
+    if mode is Mode.SIMULATED or broker == "local":
         return
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -52,6 +59,6 @@ def check_trading_allowed(mode: Mode, bar_providers: Sequence[str], env: Mapping
         )
 
 
-def describe_endpoint(mode: Mode) -> str:
+def describe_endpoint(mode: Mode, broker: str = "alpaca") -> str:
     """Where ``mode``'s orders go, for logs."""
-    return _ENDPOINTS[Mode(mode)]
+    return _ENDPOINTS[Mode.SIMULATED] if broker == "local" else _ENDPOINTS[Mode(mode)]

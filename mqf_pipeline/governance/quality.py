@@ -8,13 +8,22 @@ Score (seed 000 section 4.2; every input a fraction in [0, 1], not a percent)::
 per symbol and session D, over a trailing window of ``window_sessions`` expected sessions:
 
 * ``missing_dates_pct``: expected XNYS sessions in the window with no bar, or with a stale bar
-  (OHLCV identical to the symbol's previous bar), over the sessions in the window;
+  (OHLCV identical to the symbol's previous bar, comparing the columns present: a close-only bar is
+  stale when its close, adjusted close and volume repeat), over the sessions in the window;
 * ``duplicate_pct``: duplicate copies received in the window over all rows received there;
-* ``zero_negative_flag``: D's bar has an unusable price: zero or negative, NaN or null, a value
-  of the wrong type, or OHLC that contradict each other (high below open/close, low above);
+* ``zero_negative_flag``: D's bar has an unusable price: zero or negative, NaN or infinite, a null
+  close or adjusted close, a partly missing OHLC (some of open/high/low null, not all), a value of
+  the wrong type, or OHLC that contradict each other (high below open/close, low above);
 * ``extreme_spike_flag``: D's adjusted close moves more than ``spike_log_threshold`` (log) from
   the median of the previous ``spike_ref_bars`` valid closes, or its volume is zero, negative or
-  above ``volume_spike_ratio`` times the median of the previous ``volume_ref_bars`` volumes.
+  above ``volume_spike_ratio`` times the median of the previous ``volume_ref_bars`` volumes (a null
+  volume is neither a spike nor part of the reference).
+
+Partial data is usable: a bar whose open, high and low are all null while its close and adjusted
+close are valid comes from a close-only source (``NO_OHLC``), and a null volume is ``NO_VOLUME``.
+Neither is an unusable price; both are recorded (in ``price_history`` and ``data_quality``) and cost
+nothing in the score. Whoever needs the missing fields says so (the paper broker cancels an order on
+a bar without an open as ``NO_OHLC``).
 
 Status (seed 000 section 4.3): REJECT when score < ``reject_below`` (0.6). A bar that cannot be
 used at all is also rejected whatever its score (``hard_reject_flags``: no bar, unusable price,
@@ -38,6 +47,8 @@ OHLC_INCONSISTENT = "OHLC_INCONSISTENT"
 ZERO_VOLUME = "ZERO_VOLUME"
 NEGATIVE_VOLUME = "NEGATIVE_VOLUME"
 DUPLICATE_ROWS = "DUPLICATE_ROWS"
+NO_OHLC = "NO_OHLC"  # open, high and low all null, close and adjusted close valid: a close-only source
+NO_VOLUME = "NO_VOLUME"  # volume null
 # Window-level flags, set by the quality score (data_quality.validation_flags).
 NO_BAR = "NO_BAR"
 MISSING_SESSIONS = "MISSING_SESSIONS"
@@ -48,6 +59,7 @@ VOLUME_SPIKE = "VOLUME_SPIKE"
 UNUSABLE_PRICE_FLAGS: tuple[str, ...] = (WRONG_TYPE, NAN_VALUE, NON_POSITIVE_PRICE, OHLC_INCONSISTENT)
 VOLUME_ANOMALY_FLAGS: tuple[str, ...] = (ZERO_VOLUME, NEGATIVE_VOLUME, VOLUME_SPIKE)
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adjusted_close")
+INTRADAY_COLUMNS: tuple[str, ...] = ("open", "high", "low")
 
 ACCEPT = "ACCEPT"
 REJECT = "REJECT"
@@ -85,17 +97,22 @@ def has_flag(flag: str, column: str = "validation_flags") -> pl.Expr:
 
 
 def row_flag_exprs() -> list[tuple[str, pl.Expr]]:
-    """Row-level flag conditions over canonical bars with ``cast_failed`` and ``n_duplicates``."""
+    """Row-level flag conditions over canonical bars with ``cast_failed`` and ``n_duplicates``.
+
+    NAN_VALUE: a NaN or infinite price, a null close or adjusted close, or a partly null open/high/low;
+    NO_OHLC: open, high and low all null with a valid close and adjusted close; NO_VOLUME: volume null."""
     prices = [pl.col(c) for c in PRICE_COLUMNS]
     high_ok = pl.col("high") >= pl.max_horizontal("open", "close", "low") * (1 - 1e-9)
     low_ok = pl.col("low") <= pl.min_horizontal("open", "close") * (1 + 1e-9)
+    not_finite = pl.any_horizontal([(p.is_nan() | p.is_infinite()).fill_null(False) for p in prices])
+    closes_null = pl.col("close").is_null() | pl.col("adjusted_close").is_null()
+    no_intraday = pl.all_horizontal([pl.col(c).is_null() for c in INTRADAY_COLUMNS])
+    partly_intraday = pl.any_horizontal([pl.col(c).is_null() for c in INTRADAY_COLUMNS]) & ~no_intraday
     return [
         (WRONG_TYPE, pl.col("cast_failed")),
-        (
-            NAN_VALUE,
-            pl.any_horizontal([p.is_null() | p.is_nan() | p.is_infinite() for p in prices])
-            | pl.col("volume").is_null(),
-        ),
+        (NAN_VALUE, not_finite | closes_null | partly_intraday),
+        (NO_OHLC, no_intraday & ~not_finite & ~closes_null),
+        (NO_VOLUME, pl.col("volume").is_null()),
         (NON_POSITIVE_PRICE, pl.any_horizontal([p <= 0 for p in prices]).fill_null(False)),
         (OHLC_INCONSISTENT, (~(high_ok & low_ok)).fill_null(False)),
         (ZERO_VOLUME, (pl.col("volume") == 0).fill_null(False)),
@@ -167,17 +184,21 @@ def _expected_grid(
 
 def _bar_checks(history: pl.DataFrame, universe: Sequence[str], sess: list[dt.date]) -> pl.DataFrame:
     """The universe's bars on expected sessions, with ``unusable`` (a row-level unusable-price flag)
-    and ``stale`` (OHLCV identical to the symbol's previous bar)."""
+    and ``stale`` (:func:`_stale`)."""
     return (
         history.filter(pl.col("symbol").is_in(list(universe)) & pl.col("date").is_in(sess))
         .sort("symbol", "date")
-        .with_columns(
-            unusable=pl.any_horizontal([has_flag(f) for f in UNUSABLE_PRICE_FLAGS]),
-            stale=pl.all_horizontal(
-                [pl.col(c) == pl.col(c).shift(1).over("symbol") for c in (*PRICE_COLUMNS, "volume")]
-            ).fill_null(False),
-        )
+        .with_columns(unusable=pl.any_horizontal([has_flag(f) for f in UNUSABLE_PRICE_FLAGS]), stale=_stale())
     )
+
+
+def _stale() -> pl.Expr:
+    """OHLCV identical to the symbol's previous bar, comparing the columns present: a column null in both
+    bars is equal (so a close-only bar is stale when its close, adjusted close and volume repeat), null in
+    one only is a difference. A bar without a close, or without a previous bar, is not stale."""
+    same = [pl.col(c).eq_missing(pl.col(c).shift(1).over("symbol")) for c in (*PRICE_COLUMNS, "volume")]
+    has_previous = pl.col("date").shift(1).over("symbol").is_not_null()
+    return (pl.all_horizontal(same) & has_previous & pl.col("close").is_not_null()).fill_null(False)
 
 
 def _spike_checks(bars: pl.DataFrame, th: QualityThresholds) -> pl.DataFrame:
@@ -246,7 +267,16 @@ def _window_flags() -> list[tuple[str, pl.Expr]]:
     flag = pl.col("validation_flags").fill_null("[]")
     flags: list[tuple[str, pl.Expr]] = [
         (name, pl.col("has_bar") & flag.str.contains(f'"{name}"', literal=True))
-        for name in (WRONG_TYPE, NAN_VALUE, NON_POSITIVE_PRICE, OHLC_INCONSISTENT, ZERO_VOLUME, NEGATIVE_VOLUME)
+        for name in (
+            WRONG_TYPE,
+            NAN_VALUE,
+            NON_POSITIVE_PRICE,
+            OHLC_INCONSISTENT,
+            ZERO_VOLUME,
+            NEGATIVE_VOLUME,
+            NO_OHLC,
+            NO_VOLUME,
+        )
     ]
     flags += [
         (NO_BAR, ~pl.col("has_bar")),

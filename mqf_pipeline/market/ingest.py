@@ -181,7 +181,7 @@ def _failure_rows(failures: pl.DataFrame, days: Sequence[dt.date], run_id: str, 
         .select(
             "date",
             "symbol",
-            pl.col("provider_attempts").cast(pl.String).alias("providers_tried"),
+            pl.col("provider_attempts").list.join(", ").alias("providers_tried"),
             pl.col("error").cast(pl.String),
             pl.lit(run_id).alias("run_id"),
             pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("created_at"),
@@ -307,23 +307,34 @@ def fetch_bars_window(
     )
 
 
+@dataclass
+class MacroWindow:
+    """macro_series rows of a window, and the series no provider served (series -> why)."""
+
+    rows: pl.DataFrame
+    absent: dict[str, str]
+
+
 def fetch_macro_window(
     router: DataRouter,
     archive: RawArchive,
     series: Sequence[str],
     days: Sequence[dt.date],
     now: dt.datetime,
-) -> pl.DataFrame:
+) -> MacroWindow:
     """macro_series rows of ``series`` over ``days`` through the router (raw records archived).
 
     A series value is as of the session's date; a provider that skips a session (e.g. FRED on a
-    federal holiday the exchange keeps open) leaves that series absent for the session.
+    federal holiday the exchange keeps open) leaves that series absent for the session. A series no
+    provider serves (no FRED key, no macro file) is absent, never made up: ``absent`` says why, with the
+    providers tried and their errors.
     """
     days = sorted(days)
     routed = router.get_macro(tuple(series), days[0], days[-1])
-    if routed.failures.height:
-        unserved = routed.failures.get_column("series_id").to_list()
-        raise RuntimeError(f"macro series {unserved} unavailable from every provider for {days[0]}..{days[-1]}")
+    absent = {
+        str(r["series_id"]): f"{r['error']} (tried: {', '.join(r['provider_attempts']) or 'none'})"
+        for r in routed.failures.iter_rows(named=True)
+    }
     frame = routed.data
     schema = table_spec("macro_series").columns
     parts = []
@@ -341,4 +352,4 @@ def fetch_macro_window(
         if parts
         else pl.DataFrame(schema=schema)
     )
-    return rows.filter(pl.col("date").is_in(list(days)))
+    return MacroWindow(rows.filter(pl.col("date").is_in(list(days))), absent)

@@ -175,8 +175,9 @@ class DataRouter:
         """Available providers with ``capability`` in priority order, and why the others were skipped."""
         usable: list[MarketDataProvider] = []
         skipped: dict[str, str] = {}
+        allowed = self.settings.routes.get(capability)
         for p in self.providers:
-            if capability not in p.capabilities():
+            if capability not in p.capabilities() or (allowed is not None and p.name not in allowed):
                 continue
             ok, why = p.available()
             if ok:
@@ -259,7 +260,7 @@ class DataRouter:
                     frames.append(res.frame)
                 served_now |= res.served
                 for u in set(chunk) - res.served:
-                    last_error[u] = str(res.error) if res.error else f"{p.name}: returned no rows for {u}"
+                    last_error[u] = res.error.reason_for(u) if res.error else f"{p.name}: returned no rows for {u}"
             missing = [u for u in missing if u not in served_now]
 
         why = "; ".join(f"{n}: {r}" for n, r in skipped.items())

@@ -76,6 +76,10 @@ class RouterSettings(_Frozen):
     """Everything the router can be told; see the module docstring for units."""
 
     priority: tuple[str, ...] = ("yahoo", "alpaca", "polygon", "fred", "files", "simulated")
+    #: Per capability, the only providers asked for it (e.g. macro only from the mode's macro list, so a
+    #: bar provider never serves macro series and the simulator never serves a real-data run). A
+    #: capability not listed may be asked of any provider that has it.
+    routes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     rate_limits: dict[str, TokenBucketSettings] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     retries: RetrySettings = RetrySettings()
     timeout_s: float = Field(default=30.0, gt=0)

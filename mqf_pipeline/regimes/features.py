@@ -17,6 +17,16 @@ SESSIONS_PER_YEAR = 252
 OBSERVATION_COLUMNS: tuple[str, ...] = ("return_pct", "log_dispersion", "breadth", "log_vix")
 #: Default HMM observations: index return (percent) and log cross-sectional dispersion.
 DEFAULT_OBSERVATIONS: tuple[str, ...] = ("return_pct", "log_dispersion")
+#: Observations measured across the symbols of a session: undefined (dispersion) or a coin flip (breadth)
+#: with fewer than :data:`MIN_CROSS_SECTION` symbols.
+CROSS_SECTIONAL_OBSERVATIONS: frozenset[str] = frozenset({"log_dispersion", "breadth"})
+#: Symbols with usable bars a universe needs for the cross-sectional observations.
+MIN_CROSS_SECTION = 2
+#: Universe size (symbols with usable bars) below which the stages warn: cross-sectional z-scores, the
+#: dispersion and breadth of a session and rank-based agents rest on a handful of names, so one symbol's
+#: idiosyncratic move dominates them (the sampling sd of a log dispersion of n names is about
+#: 1 / sqrt(2 (n - 1)), 0.24 at 10 names, against 0.1-0.3 between the fitted states' means).
+SMALL_UNIVERSE = 10
 #: Columns and dtypes of :func:`market_features`.
 FEATURES_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -142,11 +152,68 @@ def hmm_observations(features: pl.DataFrame, columns: Sequence[str] = DEFAULT_OB
     return frame.fill_null(np.nan).to_numpy().astype(np.float64)
 
 
+def universe_size(bars: pl.DataFrame) -> int:
+    """Symbols of long ``bars`` with at least one usable (finite, positive) adjusted close."""
+    price = pl.col("adjusted_close")
+    usable = bars.filter(price.is_not_null() & price.is_not_nan() & (price > 0))
+    return usable.get_column("symbol").n_unique() if usable.height else 0
+
+
+def supported_observations(n_symbols: int, observations: Sequence[str] = DEFAULT_OBSERVATIONS) -> tuple[str, ...]:
+    """``observations`` a universe of ``n_symbols`` can give: without :data:`MIN_CROSS_SECTION` symbols the
+    cross-sectional ones (:data:`CROSS_SECTIONAL_OBSERVATIONS`) are dropped (the defaults become return-only)."""
+    if n_symbols >= MIN_CROSS_SECTION:
+        return tuple(observations)
+    return tuple(c for c in observations if c not in CROSS_SECTIONAL_OBSERVATIONS)
+
+
+def small_universe_warning(n_symbols: int) -> str | None:
+    """The one-line warning for a universe smaller than :data:`SMALL_UNIVERSE`, else None."""
+    if n_symbols >= SMALL_UNIVERSE:
+        return None
+    return (
+        f"universe of {n_symbols} symbol{'s' if n_symbols != 1 else ''} < {SMALL_UNIVERSE}: cross-sectional agents "
+        "and regimes are unreliable"
+    )
+
+
+def _null_causes(features: pl.DataFrame, column: str) -> str:
+    """Why ``column`` of :func:`hmm_observations` is missing on the rows of ``features`` where it is."""
+    n = features.get_column("n_symbols")
+    if column == "log_dispersion":
+        few, zero = int((n < MIN_CROSS_SECTION).sum()), int((features.get_column("dispersion") == 0).sum())
+        causes = [f"needs >= {MIN_CROSS_SECTION} symbols per session ({few} session(s) had fewer)"] if few else []
+        return "; ".join(causes + ([f"zero dispersion on {zero} session(s)"] if zero else [])) or "first session"
+    if column == "log_vix":
+        return "no VIX in macro_series on or before those sessions"
+    if column == "breadth":
+        return "no symbol with two consecutive usable closes"
+    return "first session, or no symbol with two consecutive usable closes"
+
+
+def missing_observations(features: pl.DataFrame, columns: Sequence[str]) -> str:
+    """Per observation column missing on some rows of ``features``: how many rows and why ("" if none)."""
+    X = hmm_observations(features, columns)
+    parts = [
+        f"{c} missing on {int((~np.isfinite(X[:, j])).sum())} row(s): {_null_causes(features, c)}"
+        for j, c in enumerate(columns)
+        if not np.isfinite(X[:, j]).all()
+    ]
+    return "; ".join(parts)
+
+
 __all__ = [
+    "CROSS_SECTIONAL_OBSERVATIONS",
     "DEFAULT_OBSERVATIONS",
     "FEATURES_SCHEMA",
+    "MIN_CROSS_SECTION",
     "OBSERVATION_COLUMNS",
     "SESSIONS_PER_YEAR",
+    "SMALL_UNIVERSE",
     "hmm_observations",
     "market_features",
+    "missing_observations",
+    "small_universe_warning",
+    "supported_observations",
+    "universe_size",
 ]

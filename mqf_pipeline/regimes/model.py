@@ -61,6 +61,10 @@ class RegimeModel(BaseEstimator):
         self.random_state = random_state
         self.min_covar = min_covar
 
+    def min_rows(self) -> int:
+        """Complete (NaN-free) rows ``fit`` needs: 10 per component."""
+        return 10 * self.n_components
+
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, ("mean_", "scale_"))
         return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
@@ -76,8 +80,8 @@ class RegimeModel(BaseEstimator):
         if X.ndim != 2:
             raise ValueError("X must be 2-D (n_samples, n_features)")
         rows = X[np.isfinite(X).all(axis=1)]
-        if rows.shape[0] < 10 * self.n_components:
-            raise ValueError(f"need at least {10 * self.n_components} complete rows to fit, got {rows.shape[0]}")
+        if rows.shape[0] < self.min_rows():
+            raise ValueError(f"need at least {self.min_rows()} complete rows to fit, got {rows.shape[0]}")
         self.mean_ = rows.mean(axis=0)
         self.scale_ = rows.std(axis=0)
         self.scale_[self.scale_ == 0] = 1.0

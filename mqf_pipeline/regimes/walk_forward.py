@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import clone
 
-from mqf_pipeline.regimes.features import DEFAULT_OBSERVATIONS, hmm_observations
+from mqf_pipeline.regimes.features import DEFAULT_OBSERVATIONS, hmm_observations, missing_observations
 from mqf_pipeline.regimes.model import HMM_STATES, RegimeModel
 
 #: Filtered label probabilities of :attr:`WalkForward.frame`, in :data:`HMM_STATES` order.
@@ -66,6 +66,20 @@ def _refit_estimator(model: RegimeModel, k: int, warm: bool, n_init_refit: int) 
     return clone(model).set_params(
         random_state=model.random_state + k,
         n_init=model.n_init if not warm else n_init_refit,
+    )
+
+
+def _require_rows(
+    train: np.ndarray, features: pl.DataFrame, observations: Sequence[str], model: RegimeModel, refit: dt.date
+) -> None:
+    """ValueError saying why when ``train`` (the rows of ``features``) has too few complete rows for ``model``."""
+    complete = int(np.isfinite(train).all(axis=1).sum())
+    if complete >= model.min_rows():
+        return
+    why = missing_observations(features, observations)
+    raise ValueError(
+        f"regime fit for {refit}: need at least {model.min_rows()} complete rows of observations "
+        f"{list(observations)}, got {complete} of {train.shape[0]} training sessions" + (f" ({why})" if why else "")
     )
 
 
@@ -139,6 +153,7 @@ def filtered_regimes(
         digest = hashlib.sha256(f"{digest if warm_start else options}|{k}".encode() + train.tobytes()).hexdigest()
         fitted = known.get(digest)
         if fitted is None:
+            _require_rows(train, feats.slice(start, lo - start), observations, model, refit)
             previous = models[refits[k - 1]] if k and warm_start else None
             fitted = _refit_estimator(model, k, previous is not None, n_init_refit).fit(train, init_from=previous)
         models[refit], fit_keys[refit] = fitted, digest

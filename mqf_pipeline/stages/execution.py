@@ -59,7 +59,7 @@ from mqf_pipeline.stages.execution_outcomes import account_row, outcome_rows
 from mqf_pipeline.stages.params import emergency_params, policy_params
 from mqf_pipeline.storage.lake import Lake
 
-CODE_VERSION = "execution-2"
+CODE_VERSION = "execution-3"
 #: Suffix of the cycle id of an emergency rebalance's orders (their client order ids differ from the cycle's).
 EMERGENCY_SUFFIX = "EMG"
 logger = logging.getLogger(__name__)
@@ -166,7 +166,9 @@ class ExecutionStage(Stage):
 
     def load_inputs(self, ctx: RunContext, days: Sequence[dt.date]) -> ExecutionInputs:
         cfg = ctx.settings.execution
-        return load_inputs(ctx.lake, days, cfg.adv_window_sessions, cfg.vol_window_sessions)
+        return load_inputs(
+            ctx.lake, days, cfg.adv_window_sessions, cfg.vol_window_sessions, default_spread_bps=cfg.default_spread_bps
+        )
 
     def load_carried(self, ctx: RunContext, first_day: dt.date) -> Carried:
         return load_carried(ctx.lake, first_day, ctx.settings.risk.initial_nav)

@@ -1,6 +1,6 @@
-"""What the execution cycles of a range read (bars with ADV and volatility known before each session,
-targets, risk state, corporate actions, regimes) and the state a session continues from the one before
-(positions, cash, orders and execution decisions)."""
+"""What the execution cycles of a range read (bars with ADV, volatility and, where the bars quote none, a
+spread estimated from the bars before each session; targets, risk state, corporate actions, regimes) and
+the state a session continues from the one before (positions, cash, orders and execution decisions)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,16 @@ import numpy as np
 import polars as pl
 
 from mqf_pipeline import calendar
+from mqf_pipeline.config import ExecutionSettings
 from mqf_pipeline.execution.ledger import Ledger
+from mqf_pipeline.execution.spread_estimate import EDGE_WINDOW_SESSIONS, with_spreads
 from mqf_pipeline.stages.base import StageStateError, previous_partition
 from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake
 from mqf_pipeline.storage.schema import table_spec
+
+#: ``execution.default_spread_bps`` when the caller passes none (bps of mid).
+DEFAULT_SPREAD_BPS: float = ExecutionSettings.model_fields["default_spread_bps"].default
 
 
 class ExecutionStateError(StageStateError):
@@ -40,7 +45,9 @@ class Carried:
 
 @dataclass(frozen=True)
 class ExecutionInputs:
-    market: pl.DataFrame  # date, symbol, open, close, volume, spread_bps, sigma, adv (sigma, adv known before date)
+    # date, symbol, open, close, volume, spread_bps, spread_source, adv, sigma (adv, sigma and an estimated
+    # spread known before date)
+    market: pl.DataFrame
     targets: pl.DataFrame
     risk: pl.DataFrame
     gates: pl.DataFrame  # governance_gates rows: date, phase, passed, detail
@@ -59,13 +66,25 @@ class ExecutionInputs:
         return part if part is not None else getattr(self, name).clear()
 
 
-def load_inputs(lake: Lake, days: Sequence[dt.date], adv_window: int, vol_window: int) -> ExecutionInputs:
-    """Read the lake once for ``days`` (bars from ``max(adv_window, vol_window) + 2`` sessions before)."""
+def load_inputs(
+    lake: Lake,
+    days: Sequence[dt.date],
+    adv_window: int,
+    vol_window: int,
+    *,
+    default_spread_bps: float = DEFAULT_SPREAD_BPS,
+    spread_window: int = EDGE_WINDOW_SESSIONS,
+) -> ExecutionInputs:
+    """Read the lake once for ``days`` (bars from ``max(adv_window, vol_window, spread_window) + 2`` sessions
+    before); ``default_spread_bps`` is ``execution.default_spread_bps`` (:func:`session_market`)."""
     first, last = days[0], days[-1]
-    back = calendar.session_offset(first, -(max(adv_window, vol_window) + 2))
+    back = calendar.session_offset(first, -(max(adv_window, vol_window, spread_window) + 2))
     bars = usable_bars(lake, back, last)
+    market = session_market(
+        bars, adv_window, vol_window, default_spread_bps=default_spread_bps, spread_window=spread_window
+    )
     return ExecutionInputs(
-        market=session_market(bars, adv_window, vol_window).filter(pl.col("date") >= first),
+        market=market.filter(pl.col("date") >= first),
         targets=lake.read_range("portfolio_targets", first, last).select("date", "symbol", "target_weight"),
         risk=lake.read_range("risk_state", first, last).select("date", "breaker_status", "kill_switch", "limits_json"),
         gates=lake.read_range("governance_gates", first, last).select("date", "phase", "passed", "detail"),
@@ -76,22 +95,33 @@ def load_inputs(lake: Lake, days: Sequence[dt.date], adv_window: int, vol_window
     )
 
 
-def session_market(bars: pl.DataFrame, adv_window: int, vol_window: int) -> pl.DataFrame:
-    """Per (date, symbol): the session's open, close, volume and spread, and ADV (mean shares) and daily
-    volatility (std of adjusted close-to-close returns) over the windows *before* the session.
+def session_market(
+    bars: pl.DataFrame,
+    adv_window: int,
+    vol_window: int,
+    *,
+    default_spread_bps: float = DEFAULT_SPREAD_BPS,
+    spread_window: int = EDGE_WINDOW_SESSIONS,
+) -> pl.DataFrame:
+    """Per (date, symbol): the session's open, close, volume and spread (bps of mid), and ADV (mean shares)
+    and daily volatility (std of adjusted close-to-close returns) over the windows *before* the session.
 
-    Each window is computed on its own values (numpy sliding windows), not by a running update, so a
-    session's ADV and volatility are bit-identical whatever range of history was loaded with it.
+    A missing quoted spread is the EDGE estimate from the ``spread_window`` bars before the session, else
+    ``default_spread_bps``; ``spread_source`` says which (:mod:`mqf_pipeline.execution.spread_estimate`), so
+    the paper broker and the execution policy price the same spread. Each window is computed on its own
+    values (numpy sliding windows, EDGE per window), not by a running update, so a session's ADV,
+    volatility and spread are bit-identical whatever range of history was loaded with it.
     """
     frames = []
-    for (_symbol,), part in bars.sort("symbol", "date").group_by("symbol", maintain_order=True):
+    spread = with_spreads(bars, default_spread_bps, spread_window)
+    for (_symbol,), part in spread.group_by("symbol", maintain_order=True):
         volume = part["volume"].cast(pl.Float64).to_numpy()
         adj = part["adjusted_close"].cast(pl.Float64).to_numpy()
         ret = np.full(adj.shape, np.nan)
         ret[1:] = adj[1:] / adj[:-1] - 1.0
         frames.append(
             part.select(
-                "date", "symbol", "open", "close", pl.col("volume").cast(pl.Float64), "spread_bps"
+                "date", "symbol", "open", "close", pl.col("volume").cast(pl.Float64), "spread_bps", "spread_source"
             ).with_columns(
                 adv=pl.Series(_trailing(volume, adv_window, 1, np.nanmean)),
                 sigma=pl.Series(_trailing(ret, vol_window, 2, lambda w, axis: np.nanstd(w, axis=axis, ddof=1))),
@@ -106,6 +136,7 @@ def session_market(bars: pl.DataFrame, adv_window: int, vol_window: int) -> pl.D
                 "close": pl.Float64,
                 "volume": pl.Float64,
                 "spread_bps": pl.Float64,
+                "spread_source": pl.String,
                 "adv": pl.Float64,
                 "sigma": pl.Float64,
             }

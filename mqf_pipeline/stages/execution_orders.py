@@ -48,13 +48,17 @@ def plan_orders(
     policy_params: policy.PolicyParams,
     spike: bool,
 ) -> list[dict]:
-    """Orders moving each position to target_weight x NAV / close; a trade crossing zero is two legs."""
+    """Orders moving each position to target_weight x NAV / close; a trade crossing zero is two legs.
+
+    The policy prices the session's spread as the market rows carry it (quoted, EDGE-estimated or the
+    default: :func:`~mqf_pipeline.stages.execution_inputs.session_market`), the spread the paper broker fills at.
+    """
     want = dict(zip(targets["symbol"].to_list(), targets["target_weight"].to_list(), strict=True))
     out: list[dict] = []
     for symbol in sorted(set(want) | set(ledger.open_positions())):
         q = quotes.get(symbol)
-        if q is None or not q["close"] or not q["adv"] or q["sigma"] is None:
-            logger.warning("%s: no usable bar, ADV or volatility on %s; no order", symbol, day)
+        if q is None or not q["close"] or not q["adv"] or q["sigma"] is None or q.get("spread_bps") is None:
+            logger.warning("%s: no usable bar, ADV, volatility or spread on %s; no order", symbol, day)
             continue
         weight = float(want.get(symbol, 0.0))
         current = ledger.qty(symbol)
@@ -72,7 +76,7 @@ def plan_orders(
                 continue
             side = Side.BUY if delta > 0 else Side.SELL
             state = policy.OrderState(
-                size_adv=qty / q["adv"], sigma=float(q["sigma"]), spread_bps=float(q["spread_bps"] or 0.0)
+                size_adv=qty / q["adv"], sigma=float(q["sigma"]), spread_bps=float(q["spread_bps"])
             )
             choice = policy.choose(state, policy_params, kill_switch=spike)
             out.append(

@@ -1,6 +1,8 @@
 """What the orders of D-1 became during D: execution_outcomes rows (every submitted order, with its
 costs in bps against the arrival price and the mid) and execution_feedback rows (every filled order,
-with the market conditions it met: the slippage model's refit input)."""
+with the market conditions it met: the slippage model's refit input). Both record the session's spread
+with its ``spread_source`` (quoted, estimated_edge or default: :mod:`mqf_pipeline.execution.spread_estimate`),
+so a refit can tell quoted spreads from estimated ones."""
 
 from __future__ import annotations
 
@@ -107,6 +109,7 @@ def outcome_rows(
                 "adv_dollar": adv * arrival if adv and arrival else None,
                 "vol_regime": vol_regime,
                 "bid_ask_spread": q.get("spread_bps"),
+                "spread_source": q.get("spread_source"),
                 "model_estimated_cost": model,
                 "cost_error_bps": c["total"] - model if c["total"] is not None and model is not None else None,
                 "date": day,
@@ -132,6 +135,7 @@ def _feedback_row(
     conditions = {
         "sigma": q.get("sigma"),
         "spread_bps": q.get("spread_bps"),
+        "spread_source": q.get("spread_source"),
         "volume": q.get("volume"),
         "adv": adv,
         "vol_regime": vol_regime,
@@ -147,6 +151,7 @@ def _feedback_row(
         "adv_dollar": adv * arrival if adv and arrival else None,
         "volatility": q.get("sigma"),
         "spread_bps": q.get("spread_bps"),
+        "spread_source": q.get("spread_source"),
         "time_of_day": fill_time.astimezone(NEW_YORK).strftime("%H:%M") if fill_time else None,
         "regime": regime,
         "date": day,

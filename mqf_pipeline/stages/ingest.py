@@ -95,8 +95,14 @@ class MacroStage(Stage):
         self.archive = archive
         self.series = tuple(series)
 
-    def load_inputs(self, ctx: RunContext, days: Sequence[dt.date]) -> dict[dt.date, pl.DataFrame]:
-        return split_by_day(fetch_macro_window(self.router, self.archive, self.series, days, ctx.now))
+    def load_inputs(self, ctx: RunContext, days: Sequence[dt.date]) -> tuple[dict[dt.date, pl.DataFrame], dict]:
+        window = fetch_macro_window(self.router, self.archive, self.series, days, ctx.now)
+        for series, why in window.absent.items():
+            ctx.log.warning(f"macro series {series} is absent for {days[0]}..{days[-1]}: {why}")
+        return split_by_day(window.rows), window.absent
 
-    def step(self, day: dt.date, inputs: dict[dt.date, pl.DataFrame], carried: None, ctx: RunContext) -> StepOutput:
-        return StepOutput(day, {"macro_series": inputs[day]} if day in inputs else {})
+    def step(
+        self, day: dt.date, inputs: tuple[dict[dt.date, pl.DataFrame], dict], carried: None, ctx: RunContext
+    ) -> StepOutput:
+        by_day, absent = inputs
+        return StepOutput(day, {"macro_series": by_day[day]} if day in by_day else {}, None, {"absent": absent})

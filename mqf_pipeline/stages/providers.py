@@ -40,16 +40,25 @@ def build_provider(name: str, settings: Settings) -> MarketDataProvider:
 
 
 def build_router(settings: Settings) -> DataRouter:
-    """The router over the mode's bar and macro providers, in configured priority order."""
+    """The router over the mode's bar and macro providers, in configured priority order.
+
+    Bars, corporate actions, fundamentals and headlines are asked only of the ``priority`` list, macro
+    series only of the ``macro_priority`` list: a provider in one list never serves the other's data (in a
+    files run the simulator cannot fill in a symbol or a macro series the files lack).
+    """
     mode = settings.fund.mode
-    names = list(
-        dict.fromkeys([*settings.providers.priority.get(mode, []), *settings.providers.macro_priority.get(mode, [])])
-    )
-    if "files" in names and not settings.providers.files_root:
-        # the shipped paper/live lists end with files as the user's own fallback: unset, it is skipped
-        logger.warning("provider 'files' is listed for mode %s but files_root is not set: skipped", mode.value)
-        names.remove("files")
-    if not names:
-        raise ValueError(f"no providers configured for mode {mode.value!r} (configs/providers.yaml priority)")
-    router_settings = settings.providers.router.model_copy(update={"priority": tuple(names)})
+    bar_names = list(settings.providers.priority.get(mode, []))
+    macro_names = list(settings.providers.macro_priority.get(mode, []))
+    if not settings.providers.files_root:
+        for names in (bar_names, macro_names):
+            if "files" in names:
+                # the shipped paper/live lists end with files as the user's own fallback: unset, it is skipped
+                logger.warning("provider 'files' is listed for mode %s but files_root is not set: skipped", mode.value)
+                names.remove("files")
+    names = list(dict.fromkeys([*bar_names, *macro_names]))
+    if not bar_names:
+        raise ValueError(f"no bar providers configured for mode {mode.value!r} (configs/providers.yaml priority)")
+    routes = {kind: tuple(bar_names) for kind in ("bars", "corporate_actions", "fundamentals", "headlines")}
+    routes["macro"] = tuple(macro_names)
+    router_settings = settings.providers.router.model_copy(update={"priority": tuple(names), "routes": routes})
     return DataRouter([build_provider(n, settings) for n in names], router_settings, rng_seed=settings.simulator.seed)

@@ -530,7 +530,9 @@ CREATE TABLE execution_outcomes (
     status VARCHAR,                    -- extra: the order's final status (FILLED, CANCELLED after partial fills, ...)
     ordered_qty DOUBLE,                -- extra: shares
     filled_qty DOUBLE,                 -- extra: shares
-    cancel_reason VARCHAR              -- extra: EXPIRED (DAY order at the close), PRICE_AWAY, VOLUME_ANOMALY, ...
+    cancel_reason VARCHAR,             -- extra: EXPIRED (DAY order at the close), PRICE_AWAY, VOLUME_ANOMALY, NO_BAR,
+                                       --   NO_OHLC (no open: close-only data), NO_VOLUME (no volume or ADV), ...
+    spread_source VARCHAR              -- extra: bid_ask_spread is quoted | estimated_edge | default
 );
 
 -- ---------------------------------------------------------------- seed 002: portfolio optimization
@@ -600,7 +602,8 @@ CREATE TABLE execution_feedback (
     regime VARCHAR,
     created_at TIMESTAMPTZ,
     date DATE NOT NULL,                -- extra: the session the order traded in
-    cycle_id VARCHAR                   -- extra: the cycle that made the order
+    cycle_id VARCHAR,                  -- extra: the cycle that made the order
+    spread_source VARCHAR              -- extra: spread_bps is quoted | estimated_edge | default
 );
 
 CREATE TABLE slippage_model_coeffs (

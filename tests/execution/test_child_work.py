@@ -178,4 +178,4 @@ def test_intraday_schedule_runs_only_in_the_session_and_not_in_simulated_mode() 
     early = tick(dt.datetime(2024, 3, 1, 14, 5, tzinfo=dt.UTC))  # 09:05 New York
     assert "not an XNYS session" in saturday.skip_message and "outside the regular session" in early.skip_message
     if BASE.fund.mode.value == "simulated":
-        assert "simulated mode" in tick(dt.datetime(2024, 3, 1, 15, 0, tzinfo=dt.UTC)).skip_message
+        assert "local paper broker" in tick(dt.datetime(2024, 3, 1, 15, 0, tzinfo=dt.UTC)).skip_message

@@ -1,8 +1,11 @@
 """The paper broker's settlement: a session's open orders traded through the execution simulator
 (:func:`mqf_pipeline.execution.simulator.execute`) on that session's market, their fills booked in the order
 book and their new status stored (filled; a GTC remainder stays open; anything else is cancelled with the
-simulator's reason, NO_BAR or EXPIRED). Split from :mod:`paper` (order intake and reads) so the trading step
-reads on its own; it runs inside the broker's settle transaction.
+simulator's reason or EXPIRED). An order whose session lacks what its fill needs is not traded; a DAY order is
+cancelled with what is missing (:func:`untradable_reason`): NO_BAR (no bar), NO_OHLC (no open to arrive at:
+close-only data), NO_VOLUME (no volume or ADV), NO_CLOSE, NO_VOLATILITY (too few returns before the session)
+or NO_SPREAD. Split from :mod:`paper` (order intake and reads) so the trading step reads on its own; it runs
+inside the broker's settle transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from mqf_pipeline.execution.strategies import Strategy
 
 NEW_YORK = ZoneInfo("America/New_York")
 MARKET_COLUMNS = ("symbol", "open", "close", "volume", "spread_bps", "sigma", "adv")
+NO_BAR = "NO_BAR"
+NO_OHLC = "NO_OHLC"
+NO_VOLUME = "NO_VOLUME"
+NO_CLOSE = "NO_CLOSE"
+NO_VOLATILITY = "NO_VOLATILITY"
+NO_SPREAD = "NO_SPREAD"
 
 
 def trade_session(
@@ -32,13 +41,16 @@ def trade_session(
     seed: int,
 ) -> int:
     """Trade the open order ``rows`` through ``session`` on ``market`` (one row per symbol, see
-    :meth:`PaperBroker.settle`); returns the number of fills booked. An order without a usable bar expires
-    unless it is GTC."""
+    :meth:`PaperBroker.settle`); returns the number of fills booked. An order whose session cannot be traded
+    on is cancelled with what is missing (:func:`untradable_reason`) unless it is GTC."""
     quotes = {r["symbol"]: r for r in market.select(MARKET_COLUMNS).iter_rows(named=True)}
-    tradable = [r for r in rows if r["symbol"] in quotes and _quote_ok(quotes[r["symbol"]])]
+    tradable = []
     for r in rows:
-        if r not in tradable and r["time_in_force"] != TimeInForce.GTC.value:
-            update_order(con, r, OrderStatus.CANCELLED, "NO_BAR")  # a DAY order without a bar expires
+        missing = untradable_reason(quotes.get(r["symbol"]))
+        if missing is None:
+            tradable.append(r)
+        elif r["time_in_force"] != TimeInForce.GTC.value:
+            update_order(con, r, OrderStatus.CANCELLED, missing)  # a DAY order the session cannot fill expires
     if not tradable:
         return 0
     q = [quotes[r["symbol"]] for r in tradable]
@@ -133,7 +145,25 @@ def _strategy(row: dict) -> Strategy:
     return Strategy(row["strategy"])
 
 
-def _quote_ok(q: dict) -> bool:
-    """Whether a market row can be traded on: every field finite, and open, ADV and volume > 0."""
-    vals = [q["open"], q["close"], q["sigma"], q["spread_bps"], q["volume"], q["adv"]]
-    return all(v is not None and np.isfinite(v) for v in vals) and q["open"] > 0 and q["adv"] > 0 and q["volume"] > 0
+def untradable_reason(q: dict | None) -> str | None:
+    """Why a session's market row ``q`` cannot be traded on, first missing thing first, or None when it can:
+    NO_BAR (no row), NO_OHLC (open missing or not positive: fills arrive at the open), NO_VOLUME (volume or ADV
+    missing or not positive), NO_CLOSE, NO_VOLATILITY (sigma missing), NO_SPREAD (spread missing)."""
+    if q is None:
+        return NO_BAR
+    checks = (
+        (NO_OHLC, _positive(q["open"])),
+        (NO_VOLUME, _positive(q["volume"]) and _positive(q["adv"])),
+        (NO_CLOSE, _positive(q["close"])),
+        (NO_VOLATILITY, _finite(q["sigma"])),
+        (NO_SPREAD, _finite(q["spread_bps"])),
+    )
+    return next((reason for reason, ok in checks if not ok), None)
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and bool(np.isfinite(v))
+
+
+def _positive(v: float | None) -> bool:
+    return _finite(v) and v > 0

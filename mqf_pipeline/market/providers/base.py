@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -162,8 +162,10 @@ class ProviderError(Exception):
         attempts: int = 1,
         partial: ProviderResult | None = None,
         requests: Sequence[RequestLog] = (),
+        symbol_reasons: Mapping[str, str] | None = None,
     ) -> None:
         self.provider = provider
+        self.symbol_reasons = dict(symbol_reasons or {})
         self.symbols = tuple(symbols)
         self.reason = reason
         self.retryable = self.default_retryable if retryable is None else retryable
@@ -175,6 +177,12 @@ class ProviderError(Exception):
         self.requests = list(requests)
         dates = f" {start}..{end}" if start is not None and end is not None else ""
         super().__init__(f"{provider}: {reason} [symbols: {describe_symbols(self.symbols)};{dates}]")
+
+    def reason_for(self, symbol: str) -> str:
+        """Why ``symbol`` was not served: its own reason when the provider gave one (a bad file names the
+        file, date and column), else the whole error."""
+        own = self.symbol_reasons.get(symbol)
+        return f"{self.provider}: {own}" if own else str(self)
 
 
 class RateLimitedError(ProviderError):

@@ -1,38 +1,84 @@
-"""Daily bars from local CSV or Parquet files a user brings.
+"""Daily bars, macro series and fundamentals from a folder of CSV or Parquet files a user brings.
 
-Layout: the files sit directly in one folder ``root`` (no sub-folders), in either form, mixed freely:
+**Where files go.** Every ``.csv``, ``.parquet`` or ``.pq`` file under ``root`` is read, in sub-folders
+too, except names starting with ``.`` and the top-level folders ``fundamentals/`` and ``macro/`` (below).
+Three layouts, mixed freely:
 
-* one file per symbol, ``<root>/<SYMBOL>.csv`` or ``<root>/<SYMBOL>.parquet`` (also ``.pq``),
-  *without* a ``symbol`` column; the symbol is the file name without extension, matched to the
-  requested symbol case-insensitively (``aapl.csv`` serves ``AAPL``);
-* any other ``.csv``/``.parquet`` file *with* a ``symbol`` column holding many symbols
-  (matched after stripping blanks, case-insensitively).
+* per symbol: a file without a ``symbol`` column holds one symbol, named by the file name without
+  extension, stripped and upper-cased (``aapl.csv`` serves ``AAPL``; ``2019/AAPL.csv`` too);
+* combined (long): a file with a ``symbol`` column (alias ``ticker``) holds many; its values are
+  stripped and upper-cased, and requests match them case-insensitively;
+* wide: a date column plus one column per symbol holding closes (``date,AAPL,MSFT``): a file with no
+  ``symbol``, close or adjusted-close column, not all of open/high/low, and some column that is no known
+  field. Every column but the date is then a symbol (also one named like a field: ``LOW`` is Lowe's).
+  It is close-only (adjusted close = close); an empty cell means no bar.
 
-Columns (header names are stripped and lower-cased; extra columns are ignored):
+**Columns.** CSV files are UTF-8 text separated by ``,``, ``;`` or tab (the most frequent in the header
+line). Headers are stripped, lower-cased and blanks collapsed before matching; other columns, and
+columns with a blank header (a saved index), are ignored (``mqf init --files`` lists them). Two headers
+meaning the same field, or one header twice, make the file unusable.
 
-========================  ========  ===============================================================
-column                    required  meaning
-========================  ========  ===============================================================
-``date``                  yes       session date, ``YYYY-MM-DD`` (Parquet: date, datetime or string)
-``open``, ``high``,       yes       prices in listing currency per share, unadjusted
-``low``, ``close``
-``volume``                yes       shares traded (integer; ``1.2e6``-style whole floats accepted)
-``adjusted_close``        no        split- and dividend-adjusted close; aliases ``adj_close``,
-                                    ``adj close``; defaults to ``close`` when absent
-``spread_bps``            no        average quoted spread in basis points of mid
-``symbol``                no        ticker, for combined files
-========================  ========  ===============================================================
+==================  ==============================================  ===========================================
+field               header aliases                                  meaning
+==================  ==============================================  ===========================================
+``date``            timestamp, time, datetime, day                  session date (rules below); required
+``open``, ``high``,                                                 prices in listing currency per share,
+``low``                                                             unadjusted; optional
+``close``           price, last, close/last                         unadjusted close; required (see below)
+``adjusted_close``  adj_close, adj close, adjclose, adjusted close,  split- and dividend-adjusted close;
+                    adjusted                                        defaults to ``close`` when absent
+``volume``          vol                                             shares traded, a whole number >= 0
+``spread_bps``                                                      quoted spread, basis points of mid
+``symbol``          ticker                                          combined files only
+==================  ==============================================  ===========================================
 
-CSV files are read with every value as text, so values reach :func:`bars.canonicalize` exactly as
-written ("n/a" becomes null and is flagged there). Rows whose date cannot be parsed are kept
-(the quality gate flags them) rather than dropped; rows with a parsable date outside the request
-are left out. If a symbol appears in several files, all its rows are returned (duplicates are
-reported by the quality gate). A missing root or an unreadable file raises :class:`ProviderError`
-naming it.
+Close-only files are served: only a close is required next to the date (a file with only an adjusted close
+uses it as the close too). Absent open, high or low are returned empty (null), absent volume null: nothing is
+invented, and the stages that need OHLC or volume say so. Blank, ``null``, ``none``, ``NA``, ``n/a``,
+``#N/A``, ``NaN``, ``.`` and ``-`` cells are missing values (null; Yahoo exports have "null" rows); a
+leading ``$`` is ignored; any other text that is not a number makes the file unusable.
 
-Fundamentals (served only when the folder ``<root>/fundamentals/`` exists): CSV or Parquet files in that
-folder, per symbol (``<SYMBOL>.csv``, no ``symbol`` column) or combined (with a ``symbol`` column), as
-for bars. One row per fiscal quarter; header names are stripped and lower-cased:
+**Dates: one format per file**, detected from the whole column, never guessed row by row: native Parquet
+date or datetime; ISO ``YYYY-MM-DD``, also with a time (``T`` or space separated) and a zone (``Z``, ``UTC``,
+``+hh:mm``); ``YYYY/MM/DD``; ``YYYYMMDD``; ``A/B/YYYY`` (or ``-``/``.`` separated), read as MM/DD/YYYY
+unless some first field in the file exceeds 12, then as DD/MM/YYYY for the whole file (a file of days 1-12
+only is read MM/DD); epoch numbers, seconds, or milliseconds when the largest exceeds 1e11. A row that
+does not fit the file's format, or no format fitting the file, makes the file unusable, naming the row
+and value; no row is dropped silently.
+
+**Time zones: the date of a timestamp is its calendar date as written, in its own zone**:
+``2024-01-02T00:00:00Z`` and ``2024-01-02 16:00-05:00`` are both 2024-01-02 (no conversion to New York);
+a Parquet datetime with a zone is read in that zone; epoch numbers are read in UTC.
+
+A file with several timestamps per date (dates under half a day apart) is intraday and unusable: daily bars
+expected. Rows need not be sorted; they are returned by symbol and date. Exact repeats within a file are all
+returned (the ingest layer counts and flags duplicates); a row repeated identically in another file (the
+same history as CSV and Parquet) is served once, from the first file in path order. Two different rows for
+one symbol and date, in one file or across two, are an error: "two sources disagree", naming the files,
+the date and the first differing column (a missing value differs from a number).
+
+**Errors.** A file that cannot be used serves nothing, and each requested symbol it holds fails with a
+reason naming file, row, date and column, e.g. ``files: AAPL.csv: row 14 (2020-03-02): column 'close'
+value 'abc' is not a number``. The other symbols are still served: :meth:`FilesProvider.fetch_bars` raises
+:class:`ProviderError` carrying their rows (``partial``) and a reason per failed symbol, which ends in the
+``backfill_failures`` table. A requested symbol that no file holds fails with ``no file under <root> holds
+AAPL (N files scanned)``. Problems in files no request touches are logged once as warnings. ``mqf init
+--files DIR`` (:func:`~mqf_pipeline.market.providers.files_scan.scan_folder`) reports, per file, its layout,
+date format, columns, coverage, frequency and problem. Files are read once per process and re-read only
+when their size or modification time change.
+
+**Macro series** (served when ``<root>/macro/`` exists, sub-folders too): per series ``<SERIES>.csv`` or
+``.parquet`` with ``date`` and ``value`` (aliases ``close``, ``price``; a file with a date and exactly one
+other column uses that, e.g. FRED's ``DATE,VIXCLS`` download), or a combined file with ``series_id`` (alias
+``series``), ``date`` and ``value``. Same date and value rules; series match case-insensitively. The fund
+reads ``VIX`` (index points) and ``SHORT_RATE``, which must hold a DECIMAL annual rate (0.05 for 5 %): a
+SHORT_RATE value above 1 is rejected as probably percent, naming file, row, date and column. A missing value
+is kept as null; a requested series held by an unusable file, or whose files disagree, raises
+:class:`ProviderError` with a reason per series.
+
+**Fundamentals** (served only when ``<root>/fundamentals/`` exists): CSV or Parquet files in that folder,
+per symbol (``<SYMBOL>.csv``, no ``symbol`` column) or combined (with a ``symbol`` column). One row per
+fiscal quarter; header names are stripped and lower-cased:
 
 ==========================  ========  ===========================================================
 column                      required  meaning
@@ -59,13 +105,16 @@ symbol and column.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from mqf_pipeline.market.providers.base import (
     FUNDAMENTALS_SCHEMA,
+    MACRO_SCHEMA,
     YEAR_END_REPORT_LAG_DAYS,
     BarsRequest,
     ProviderError,
@@ -74,12 +123,20 @@ from mqf_pipeline.market.providers.base import (
     UnsupportedCapability,
     first_sessions_on_or_after,
 )
+from mqf_pipeline.market.providers.files_dates import reconcile
+from mqf_pipeline.market.providers.files_scan import (
+    BARS_SCHEMA,
+    MACRO_DIR,
+    MACRO_ROWS_SCHEMA,
+    SUFFIXES,
+    FileScan,
+    ScanCache,
+)
 
-SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".pq")
-REQUIRED: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
-OPTIONAL: tuple[str, ...] = ("adjusted_close", "spread_bps")
-ALIASES: dict[str, str] = {"adj_close": "adjusted_close", "adj close": "adjusted_close"}
-RAW_COLUMNS: tuple[str, ...] = ("date", "symbol", "open", "high", "low", "close", "adjusted_close", "volume")
+logger = logging.getLogger(__name__)
+
+RAW_COLUMNS: tuple[str, ...] = tuple(BARS_SCHEMA)
+BAR_VALUES: tuple[str, ...] = tuple(c for c in BARS_SCHEMA if c not in ("date", "symbol"))
 #: Sub-folder of ``root`` holding fundamentals files.
 FUNDAMENTALS_DIR = "fundamentals"
 #: Fundamentals columns read as numbers (all optional).
@@ -88,26 +145,35 @@ FUNDAMENTAL_VALUES: tuple[str, ...] = tuple(
 )
 
 
-def _norm(name: str) -> str:
-    n = name.strip().lower()
-    return ALIASES.get(n, n)
+def _summary(reasons: Mapping[str, str], n_wanted: int, what: str) -> str:
+    shown = "; ".join(f"{s}: {r}" for s, r in list(reasons.items())[:3])
+    more = f"; (+{len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    return f"{len(reasons)} of {n_wanted} {what} not served: {shown}{more}"
 
 
 class FilesProvider(UnsupportedCapability):
-    """Bars from ``root`` (see module docstring); no network, no rate limit."""
+    """Bars, macro series and fundamentals from ``root`` (see module docstring); no network, no rate limit."""
 
     def __init__(self, root: str | Path, name: str = "files") -> None:
         self.root = Path(root).expanduser()
         self.name = name
+        self._cache = ScanCache()
+        self._warned: set[tuple[Path, str]] = set()
 
     @property
     def fundamentals_dir(self) -> Path:
         """The folder fundamentals files sit in (``<root>/fundamentals``)."""
         return self.root / FUNDAMENTALS_DIR
 
+    @property
+    def macro_dir(self) -> Path:
+        """The folder macro files sit in (``<root>/macro``)."""
+        return self.root / MACRO_DIR
+
     def capabilities(self) -> frozenset[str]:
-        """Bars; fundamentals too when ``<root>/fundamentals/`` exists (else other providers are asked)."""
-        return frozenset({"bars", "fundamentals"}) if self.fundamentals_dir.is_dir() else frozenset({"bars"})
+        """Bars; fundamentals and macro too when their folders exist (else other providers are asked)."""
+        extra = {k for k, d in (("fundamentals", self.fundamentals_dir), ("macro", self.macro_dir)) if d.is_dir()}
+        return frozenset({"bars", *extra})
 
     def available(self) -> tuple[bool, str]:
         if not self.root.is_dir():
@@ -117,85 +183,121 @@ class FilesProvider(UnsupportedCapability):
     def _error(self, req: BarsRequest, reason: str) -> ProviderError:
         return ProviderError(self.name, req.symbols, reason, retryable=False, start=req.start, end=req.end)
 
-    def _columns(self, path: Path, req: BarsRequest) -> list[str]:
+    def _rel(self, path: Path) -> str:
         try:
-            if path.suffix.lower() == ".csv":
-                return list(pl.read_csv(path, n_rows=0, infer_schema=False).columns)
-            return list(pl.read_parquet_schema(path).keys())
-        except Exception as e:
-            raise self._error(req, f"cannot read {path}: {type(e).__name__}: {e}") from e
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
 
-    def _read(self, path: Path, req: BarsRequest) -> pl.DataFrame:
-        try:
-            is_csv = path.suffix.lower() == ".csv"
-            df = pl.read_csv(path, infer_schema=False) if is_csv else pl.read_parquet(path)
-        except Exception as e:
-            raise self._error(req, f"cannot read {path}: {type(e).__name__}: {e}") from e
-        renamed = {c: _norm(c) for c in df.columns}
-        if len(set(renamed.values())) != len(renamed):
-            raise self._error(req, f"{path} has duplicate columns after normalising names: {df.columns}")
-        df = df.rename(renamed)
-        missing = [c for c in REQUIRED if c not in df.columns]
-        if missing:
-            raise self._error(req, f"{path} lacks required column(s) {missing}")
-        if "adjusted_close" not in df.columns:
-            df = df.with_columns(pl.col("close").alias("adjusted_close"))
-        return df
+    def _file_reasons(self, files: Sequence[FileScan], wanted: Mapping[str, str]) -> dict[str, str]:
+        """Upper-cased wanted symbol -> the problem of a file holding it; other files' problems logged once."""
+        reasons: dict[str, str] = {}
+        for f in files:
+            if f.problem is None:
+                continue
+            hit = [s for s in f.symbols if s in wanted]
+            for s in hit:
+                reasons.setdefault(s, f"{self._rel(f.path)}: {f.problem}")
+            if not hit and (f.path, f.problem) not in self._warned:
+                self._warned.add((f.path, f.problem))
+                logger.warning("%s: %s cannot be used: %s", self.name, f.path, f.problem)
+        return reasons
 
-    def _in_range(self, df: pl.DataFrame, start: dt.date, end: dt.date) -> pl.DataFrame:
-        col = pl.col("date")
-        dtype = df.schema["date"]
-        if dtype == pl.Date():
-            parsed = col
-        elif isinstance(dtype, pl.Datetime):
-            parsed = col.dt.date()
-        else:
-            parsed = (
-                col.cast(pl.String).str.strip_chars().str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
-            )
-        return df.filter(parsed.is_null() | parsed.is_between(start, end))
+    def _rows(
+        self,
+        files: Sequence[FileScan],
+        frames: Mapping[Path, pl.DataFrame],
+        symbols: set[str],
+        start: dt.date,
+        end: dt.date,
+        schema: Mapping[str, pl.DataType],
+    ) -> pl.DataFrame:
+        """The rows of ``symbols`` dated in ``[start, end]`` from the usable files, with ``__file`` and ``__row``."""
+        parts = [
+            frames[f.path]
+            .filter(pl.col("symbol").is_in(list(symbols)) & pl.col("date").is_between(start, end))
+            .with_columns(pl.lit(self._rel(f.path), pl.String).alias("__file"))
+            for f in files
+            if f.problem is None and f.path in frames and symbols.intersection(f.symbols)
+        ]
+        empty = pl.DataFrame(schema={**schema, "__row": pl.UInt32(), "__file": pl.String()})
+        return pl.concat([empty, *parts], how="diagonal_relaxed")
+
+    def _not_found(self, symbol: str, files: Sequence[FileScan]) -> str:
+        bad = [self._rel(f.path) for f in files if f.problem is not None]
+        note = f"; {len(bad)} file(s) cannot be used: {', '.join(bad[:3])}" if bad else ""
+        return f"no file under {self.root} holds {symbol} ({len(files)} files scanned{note})"
 
     def fetch_bars(self, req: BarsRequest) -> ProviderResult:
-        """Rows of the requested symbols within ``[req.start, req.end]``; see the module docstring."""
+        """Rows of the requested symbols within ``[req.start, req.end]``; symbols of unusable files, symbols in
+        no file and symbols whose sources disagree fail (:class:`ProviderError` with the others' rows)."""
         t0 = time.perf_counter()
         if not self.root.is_dir():
             raise self._error(req, f"bars folder {self.root} does not exist")
+        folder, frames = self._cache.scan(self.root)
         wanted = {s.strip().upper(): s for s in req.symbols}
-        parts: list[pl.DataFrame] = []
-        files = sorted(p for p in self.root.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
-        for path in files:
-            has_symbol = "symbol" in {_norm(c) for c in self._columns(path, req)}
-            if not has_symbol and path.stem.strip().upper() not in wanted:
-                continue
-            df = self._read(path, req)
-            if has_symbol:
-                key = pl.col("symbol").cast(pl.String).str.strip_chars().str.to_uppercase()
-                df = df.filter(key.is_in(list(wanted))).with_columns(key.replace_strict(wanted).alias("symbol"))
-            else:
-                df = df.with_columns(pl.lit(wanted[path.stem.strip().upper()], dtype=pl.String).alias("symbol"))
-            df = self._in_range(df, req.start, req.end)
-            cols = [*RAW_COLUMNS, *(["spread_bps"] if "spread_bps" in df.columns else [])]
-            if df.height:
-                parts.append(df.select(cols))
+        reasons = self._file_reasons(folder.files, wanted)
+        rows = self._rows(folder.files, frames, set(wanted) - set(reasons), req.start, req.end, BARS_SCHEMA)
+        rows, clashes = reconcile(rows, BAR_VALUES)
+        reasons.update(clashes)
+        held = {s for f in folder.files for s in f.symbols}
+        reasons.update({s: self._not_found(s, folder.files) for s in wanted if s not in held and s not in reasons})
         raw = (
-            pl.concat(parts, how="diagonal_relaxed")
-            if parts
-            else pl.DataFrame(schema={c: pl.String() for c in RAW_COLUMNS})
+            rows.filter(~pl.col("symbol").is_in(list(reasons)))
+            .sort("symbol", "date", "__file", "__row")
+            .with_columns(pl.col("symbol").replace_strict(wanted, return_dtype=pl.String))
+            .select(RAW_COLUMNS)
         )
+        failed = {wanted[s]: r for s, r in sorted(reasons.items())}
+        summary = _summary(failed, len(wanted), "symbol(s)") if failed else None
+        latency = (time.perf_counter() - t0) * 1000.0
+        status = "error" if failed else "ok"
         log = RequestLog(
-            self.name,
-            str(self.root),
-            req.symbols,
-            req.start,
-            req.end,
-            "ok",
-            None,
-            1,
-            (time.perf_counter() - t0) * 1000.0,
-            raw.height,
-            None,
+            self.name, str(self.root), req.symbols, req.start, req.end, status, None, 1, latency, raw.height, summary
         )
-        return ProviderResult(self.name, raw, [log])
+        result = ProviderResult(self.name, raw, [log])
+        if summary is not None:
+            raise ProviderError(
+                self.name,
+                tuple(failed),
+                summary,
+                retryable=False,
+                start=req.start,
+                end=req.end,
+                partial=result,
+                requests=[log],
+                symbol_reasons=failed,
+            )
+        return result
+
+    def fetch_macro(self, series: tuple[str, ...], start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Observations of ``series`` in ``[start, end]`` from ``<root>/macro`` (:data:`MACRO_SCHEMA`); series of an
+        unusable file or with disagreeing sources raise :class:`ProviderError` with a reason per series."""
+        if not self.macro_dir.is_dir():
+            raise self._unsupported("macro", series)
+        folder, frames = self._cache.scan(self.root)
+        wanted = {s.strip().upper(): s for s in series}
+        reasons = self._file_reasons(folder.macro, wanted)
+        rows = self._rows(folder.macro, frames, set(wanted) - set(reasons), start, end, MACRO_ROWS_SCHEMA)
+        rows, clashes = reconcile(rows, ("value",))
+        reasons.update(clashes)
+        if reasons:
+            failed = {wanted[s]: r for s, r in sorted(reasons.items())}
+            summary = _summary(failed, len(wanted), "series")
+            raise ProviderError(
+                self.name, tuple(failed), summary, retryable=False, start=start, end=end, symbol_reasons=failed
+            )
+        return (
+            rows.unique(["symbol", "date", "value"], keep="first", maintain_order=True)
+            .sort("symbol", "date")
+            .select(
+                "date",
+                pl.col("symbol").replace_strict(wanted, return_dtype=pl.String).alias("series_id"),
+                "value",
+                pl.lit(self.name, pl.String).alias("provider"),
+            )
+            .cast(MACRO_SCHEMA)  # type: ignore[arg-type]
+        )
 
     # ------------------------------------------------------------------ fundamentals
     def _fundamentals_file(self, path: Path, req: BarsRequest, wanted: dict[str, str]) -> pl.DataFrame:
