@@ -96,9 +96,28 @@ def _print_summary(settings: Settings, latest: dt.date, outcomes: list, seconds:
     Console().print(table)
 
 
+def _default_session(settings: Settings) -> dt.date:
+    """The latest closed XNYS session; for a fund on files alone, the last session the files hold."""
+    closed = calendar.latest_closed_session()
+    if settings.providers.priority.get(settings.fund.mode) != ["files"] or not settings.providers.files_root:
+        return closed
+    from mqf_pipeline.market.providers.files_scan import scan_folder
+
+    last = scan_folder(Path(settings.providers.files_root).expanduser()).last_date
+    if last is None:
+        return closed
+    end = min(last, closed)
+    day = calendar.sessions(end - dt.timedelta(days=15), end)[-1]
+    console.print(f"session: {day}, the last one in the files (--date picks another)")
+    return day
+
+
 @app.command()
 def run(
-    date: Annotated[str | None, typer.Option(help="session to run (default: the latest closed XNYS session)")] = None,
+    date: Annotated[
+        str | None,
+        typer.Option(help="session to run (default: the latest closed XNYS session; on files alone, their last one)"),
+    ] = None,
     config_dir: ConfigDirOpt = None,
     backfill: Annotated[bool, typer.Option(help="first ingest any missing history")] = True,
     in_process: InProcessOpt = False,
@@ -107,7 +126,7 @@ def run(
     """The main job: backfill the configured history if missing, then materialize the latest session."""
     began = time.monotonic()
     settings = _settings(config_dir)
-    latest = _session_or_exit(_parse_date(date, "--date") if date else calendar.latest_closed_session(), "--date")
+    latest = _session_or_exit(_parse_date(date, "--date") if date else _default_session(settings), "--date")
     ranges: list[tuple[dt.date, dt.date]] = []
     if backfill:
         wanted = history_sessions(
