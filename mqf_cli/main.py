@@ -224,7 +224,8 @@ def init(
         f"symbols, partitions from {plan.first_session}, {plan.sessions} sessions of history to {plan.last_session}"
     )
     console.print("next:", style="bold")
-    Console().print(f"mqf run --config-dir {target} --date {plan.last_session}", markup=False)
+    # one line whatever the terminal's width, so it can be copied as it is
+    Console(soft_wrap=True).print(f"mqf run --config-dir {target} --date {plan.last_session}", markup=False)
 
 
 def _print_scan(scan, root: Path) -> None:
