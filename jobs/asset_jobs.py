@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+warm_up_job = dg.define_asset_job(
+    "warm_up_job",
+    selection=dg.AssetSelection.assets("fund_history"),
+    description="The fund's history before its inception, once: the sessions its first daily cycle looks back "
+    "on (bars, quality, features, regimes, signals), made by the daily cycle's own stages in one run.",
+)
+
 market_data_job = dg.define_asset_job(
     "market_data_job",
     selection=dg.AssetSelection.groups("market_data"),

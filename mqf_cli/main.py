@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,18 @@ from rich.table import Table
 from mqf_pipeline import calendar
 from mqf_pipeline.config import ConfigError, Settings, load_settings
 from mqf_pipeline.report import market_data_summary
-from mqf_pipeline.stages.plan import contiguous_ranges, history_sessions, missing_sessions
+from mqf_pipeline.stages.plan import (
+    InceptionError,
+    contiguous_ranges,
+    daily_sessions,
+    default_session,
+    fund_inception,
+    inception_path,
+    missing_sessions,
+    recorded_inception,
+    warm_up_days,
+)
+from mqf_pipeline.stages.registry import warm_up_tables
 from mqf_pipeline.storage.lake import Lake
 
 app = typer.Typer(help="MQF pipeline: a systematic equity fund run as a Dagster code location.", no_args_is_help=True)
@@ -55,30 +67,95 @@ def _session_or_exit(day: dt.date, name: str) -> dt.date:
     return day
 
 
-def _run_ranges(settings: Settings, ranges: list[tuple[dt.date, dt.date]], in_process: bool) -> list:
+@dataclass(frozen=True)
+class PlannedRun:
+    """One Dagster run ``mqf`` is about to start: the job, its sessions (None: not partitioned), what it is."""
+
+    job: str
+    start: dt.date | None
+    end: dt.date | None
+    sessions: int
+    label: str
+
+
+def _warm_up_run(days: list[dt.date]) -> PlannedRun:
+    return PlannedRun("warm_up_job", None, None, len(days), f"warm-up, {len(days)} sessions {days[0]} .. {days[-1]}")
+
+
+def _daily_run(start: dt.date, end: dt.date) -> PlannedRun:
+    n = len(calendar.sessions(start, end))
+    what = f"{start}" if start == end else f"{n} sessions {start} .. {end}"
+    return PlannedRun("daily_cycle_job", start, end, n, f"daily cycle, {what}")
+
+
+CATALOG_RUN = PlannedRun("catalog_job", None, None, 0, "catalog: DuckDB views over the lake")
+
+
+def _run_planned(settings: Settings, planned: list[PlannedRun], in_process: bool) -> list:
+    """Start each planned run in order, stopping at the first failure, then refresh the catalog over what the
+    lake holds; each with a progress display (:mod:`mqf_cli.progress`)."""
+    from mqf_cli.progress import RunProgress
     from mqf_cli.runner import prepare_instance, run_job
 
     instance = prepare_instance(settings)
     outcomes = []
-    for i, (start, end) in enumerate(ranges, start=1):
-        n = len(calendar.sessions(start, end))
-        console.print(f"[bold]run {i}/{len(ranges)}[/bold]: daily_cycle_job over {start} .. {end} ({n} sessions)")
-        outcome = run_job(instance, "daily_cycle_job", start=start, end=end, in_process=in_process)
-        _report_outcome(outcome)
+    runs = [*planned, CATALOG_RUN]
+    for i, item in enumerate(runs, start=1):
+        if outcomes and not outcomes[-1].success and item is not CATALOG_RUN:
+            console.print(f"not started: {item.label}", style="yellow", markup=False)
+            continue
+        title = f"run {i}/{len(runs)}: {item.label}"
+        if not console.is_terminal:
+            console.print(title, style="bold", markup=False)
+        with RunProgress(instance, console, title) as progress:
+            # Dagster's console logger stays quiet: the display prints progress, warnings and failures
+            outcome = run_job(
+                instance,
+                item.job,
+                start=item.start,
+                end=item.end,
+                in_process=in_process,
+                log_level="CRITICAL",
+                extra_tags=progress.tags,
+            )
+        _report_outcome(outcome, progress.timeline, settings)
         outcomes.append(outcome)
-        if not outcome.success:
-            break
-    console.print("[bold]catalog[/bold]: refreshing DuckDB views")
-    outcome = run_job(instance, "catalog_job", in_process=in_process)
-    _report_outcome(outcome)
-    outcomes.append(outcome)
     return outcomes
 
 
-def _report_outcome(outcome) -> None:
+def _report_outcome(outcome, timeline, settings: Settings) -> None:
+    """One line per run; for a failure, the root cause per failed step and where the full log is."""
     colour = "green" if outcome.success else "red"
-    status = "ok" if outcome.success else f"FAILED (steps: {', '.join(outcome.failed_steps) or 'see UI'})"
+    status = "ok" if outcome.success else "FAILED"
     console.print(f"  [{colour}]{outcome.job} {status}[/{colour}] in {outcome.seconds:.1f}s, run {outcome.run_id}")
+    if not outcome.success:
+        for line in timeline.failures or [f"steps {', '.join(outcome.failed_steps) or '?'} failed"]:
+            console.print(f"  cause: {line}", style="red", markup=False)
+        logs = settings.dagster_home / "storage" / outcome.run_id
+        console.print(f"  full log: mqf ui (run {outcome.run_id}), or the step logs under {logs}", markup=False)
+
+
+def _announce(settings: Settings, inception: dt.date, first_time: bool, planned: list[PlannedRun]) -> None:
+    """Say up front what the runs will do and roughly how long they take (:func:`estimate_seconds`)."""
+    from mqf_cli.estimate import estimate_seconds
+
+    symbols = len(settings.universe.symbols) or settings.simulator.n_symbols
+    if first_time:
+        console.print(
+            f"first run: the fund's inception (first daily partition) is {inception}, fixed now and recorded in "
+            f"{inception_path(settings)}",
+            markup=False,
+        )
+    total = 0.0
+    for i, item in enumerate([*planned, CATALOG_RUN], start=1):
+        secs = estimate_seconds(item.job, item.sessions, symbols)
+        total += secs
+        console.print(f"  {i}. {item.label} (~{_duration(secs)})", markup=False)
+    console.print(f"about {_duration(total)} in all on 2 cores, {symbols} symbols", style="bold", markup=False)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _print_summary(settings: Settings, latest: dt.date, outcomes: list, seconds: float) -> None:
@@ -96,22 +173,6 @@ def _print_summary(settings: Settings, latest: dt.date, outcomes: list, seconds:
     Console().print(table)
 
 
-def _default_session(settings: Settings) -> dt.date:
-    """The latest closed XNYS session; for a fund on files alone, the last session the files hold."""
-    closed = calendar.latest_closed_session()
-    if settings.providers.priority.get(settings.fund.mode) != ["files"] or not settings.providers.files_root:
-        return closed
-    from mqf_pipeline.market.providers.files_scan import scan_folder
-
-    last = scan_folder(Path(settings.providers.files_root).expanduser()).last_date
-    if last is None:
-        return closed
-    end = min(last, closed)
-    day = calendar.sessions(end - dt.timedelta(days=15), end)[-1]
-    console.print(f"session: {day}, the last one in the files (--date picks another)")
-    return day
-
-
 @app.command()
 def run(
     date: Annotated[
@@ -119,29 +180,34 @@ def run(
         typer.Option(help="session to run (default: the latest closed XNYS session; on files alone, their last one)"),
     ] = None,
     config_dir: ConfigDirOpt = None,
-    backfill: Annotated[bool, typer.Option(help="first ingest any missing history")] = True,
+    backfill: Annotated[bool, typer.Option(help="first materialize missing warm-up history and sessions")] = True,
     in_process: InProcessOpt = False,
     chunk: ChunkOpt = 1500,
 ) -> None:
-    """The main job: backfill the configured history if missing, then materialize the latest session."""
+    """The main job: the warm-up history and the daily cycles since the inception if missing, then the session."""
     began = time.monotonic()
     settings = _settings(config_dir)
-    latest = _session_or_exit(_parse_date(date, "--date") if date else _default_session(settings), "--date")
-    ranges: list[tuple[dt.date, dt.date]] = []
+    latest = _session_or_exit(_parse_date(date, "--date") if date else default_session(settings), "--date")
+    if not date and latest != calendar.latest_closed_session():
+        console.print(f"session: {latest}, the last one in the files (--date picks another)")
+    try:
+        first_time = settings.fund.calendar.partitions_start == "auto" and recorded_inception(settings) is None
+        inception = fund_inception(settings, latest, record=True)
+        daily = daily_sessions(inception, latest)
+    except InceptionError as exc:
+        console.print(f"[red]--date: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    lake = Lake(settings.lake_root)
+    planned: list[PlannedRun] = []
     if backfill:
-        wanted = history_sessions(
-            latest, settings.fund.history.lookback_sessions, settings.fund.calendar.partitions_start
-        )
-        missing = [d for d in missing_sessions(Lake(settings.lake_root), wanted) if d != latest]
-        if missing:
-            console.print(
-                f"history: {len(missing)} of the {len(wanted) - 1} sessions before {latest} missing; backfilling"
-            )
-            ranges = contiguous_ranges(wanted, missing, chunk)
-        else:
-            console.print(f"history: all {len(wanted)} sessions present")
-    ranges.append((latest, latest))
-    outcomes = _run_ranges(settings, ranges, in_process)
+        warm = warm_up_days(settings, inception)
+        if warm and missing_sessions(lake, warm, warm_up_tables()):
+            planned.append(_warm_up_run(warm))
+        missing = [d for d in missing_sessions(lake, daily) if d != latest]
+        planned += [_daily_run(a, b) for a, b in contiguous_ranges(daily, missing, chunk)]
+    planned.append(_daily_run(latest, latest))
+    _announce(settings, inception, first_time, planned)
+    outcomes = _run_planned(settings, planned, in_process)
     _print_summary(settings, latest, outcomes, time.monotonic() - began)
     if not all(o.success for o in outcomes):
         raise typer.Exit(1)
@@ -156,16 +222,17 @@ def backfill_cmd(
     chunk: ChunkOpt = 1500,
     only_missing: Annotated[bool, typer.Option(help="skip sessions already in the lake")] = False,
 ) -> None:
-    """Materialize the market-data job over a session range (single-run chunks)."""
+    """Materialize the daily cycle over a session range since the inception (single-run chunks)."""
     began = time.monotonic()
     settings = _settings(config_dir)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}")
-    if first < settings.fund.calendar.partitions_start:
+    inception = fund_inception(settings)
+    if first < inception:
         console.print(
-            f"[red]--start {first} is before partitions_start {settings.fund.calendar.partitions_start}"
-            " (configs/fund.yaml calendar.partitions_start)[/red]"
+            f"[red]--start {first} is before the fund's inception {inception} (its first daily partition): "
+            "the sessions before it are warm-up history, materialized by `mqf run` (asset fund_history)[/red]"
         )
         raise typer.Exit(2)
     sessions = calendar.sessions(first, last)
@@ -176,7 +243,9 @@ def backfill_cmd(
     if not wanted:
         console.print("nothing to do: every session is already in the lake")
         return
-    outcomes = _run_ranges(settings, contiguous_ranges(sessions, wanted, chunk), in_process)
+    planned = [_daily_run(a, b) for a, b in contiguous_ranges(sessions, wanted, chunk)]
+    _announce(settings, inception, False, planned)
+    outcomes = _run_planned(settings, planned, in_process)
     _print_summary(settings, sessions[-1], outcomes, time.monotonic() - began)
     if not all(o.success for o in outcomes):
         raise typer.Exit(1)
@@ -221,7 +290,8 @@ def init(
         raise typer.Exit(2) from exc
     console.print(
         f"wrote {target}: mode paper on the files provider alone, the local paper broker, {len(plan.symbols)} "
-        f"symbols, partitions from {plan.first_session}, {plan.sessions} sessions of history to {plan.last_session}"
+        f"symbols, {plan.sessions} sessions: warm-up history from {plan.first_session}, daily partitions from "
+        f"{plan.inception} to {plan.last_session}"
     )
     console.print("next:", style="bold")
     # one line whatever the terminal's width, so it can be copied as it is

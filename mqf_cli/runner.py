@@ -31,7 +31,13 @@ def catalog_job_def() -> dg.JobDefinition:
     return defs.resolve_job_def("catalog_job")
 
 
-JOBS = {"daily_cycle_job": daily_cycle_job_def, "catalog_job": catalog_job_def}
+def warm_up_job_def() -> dg.JobDefinition:
+    from mqf_pipeline.definitions import defs
+
+    return defs.resolve_job_def("warm_up_job")
+
+
+JOBS = {"warm_up_job": warm_up_job_def, "daily_cycle_job": daily_cycle_job_def, "catalog_job": catalog_job_def}
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,11 @@ def run_job(
     end: dt.date | None = None,
     in_process: bool = False,
     log_level: str = "INFO",
+    extra_tags: dict[str, str] | None = None,
 ) -> RunOutcome:
-    """Execute ``job`` (over sessions ``start``..``end`` if partitioned) and wait for it."""
-    tags: dict[str, str] = {"mqf/launched_by": "mqf-cli"}
+    """Execute ``job`` (over sessions ``start``..``end`` if partitioned) and wait for it. ``log_level`` is the
+    console logger's (the event log keeps everything); ``extra_tags`` are added to the run's tags."""
+    tags: dict[str, str] = {"mqf/launched_by": "mqf-cli", **(extra_tags or {})}
     partitions = ""
     if start is not None and end is not None:
         if start == end:

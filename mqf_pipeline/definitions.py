@@ -10,9 +10,11 @@ import dagster as dg
 from assets import market_data, signals, trading_cycle
 from assets.catalog import duckdb_catalog
 from assets.partitions import trading_day_partitions
-from jobs import catalog_job, child_orders_job, daily_cycle_job, market_data_job, research_cycle_job
+from assets.warm_up import fund_history
+from jobs import catalog_job, child_orders_job, daily_cycle_job, market_data_job, research_cycle_job, warm_up_job
 from jobs.schedules import SCHEDULES
 from mqf_pipeline.config import load_settings
+from mqf_pipeline.stages.plan import fund_inception
 from resources import BrokerResource, KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
 from sensors import kill_switch_sensor
 
@@ -32,6 +34,7 @@ def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
 def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """Every asset, in pipeline order, over the trading-day partitions ``partitions_def``."""
     return [
+        fund_history,
         *market_data.build(partitions_def),
         *signals.build(partitions_def),
         *trading_cycle.build(partitions_def),
@@ -39,9 +42,10 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
     ]
 
 
-TRADING_DAYS = trading_day_partitions(load_settings().fund.calendar.partitions_start)
+# the fund's inception (its first daily partition): from configs/fund.yaml, or recorded by the first run
+TRADING_DAYS = trading_day_partitions(fund_inception(load_settings()))
 ASSETS = build_assets(TRADING_DAYS)
-JOBS = [daily_cycle_job, research_cycle_job, market_data_job, catalog_job, child_orders_job]
+JOBS = [warm_up_job, daily_cycle_job, research_cycle_job, market_data_job, catalog_job, child_orders_job]
 
 SENSORS = [kill_switch_sensor]
 

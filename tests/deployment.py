@@ -23,7 +23,8 @@ def write_configs(root: Path, *, n_symbols: int = 20, min_history_rows: int = 10
         "fund": {
             "mode": "simulated",
             "paths": {"runtime": str(root / "runtime")},
-            "history": {"lookback_sessions": 30, "min_history_rows": min_history_rows},
+            "calendar": {"partitions_start": "2016-01-04"},
+            "history": {"warm_up_sessions": 30, "min_history_rows": min_history_rows},
         },
         "simulator": {"n_symbols": n_symbols, "seed": 7, "epoch": "2022-01-03"},
         "quality": {},
@@ -45,8 +46,9 @@ def definitions_for(config_dir: Path) -> dg.Definitions:
     """The code location of a test deployment: partitions from its own settings, its own resources."""
     from assets.partitions import trading_day_partitions
     from mqf_pipeline.definitions import JOBS, build_assets, build_resources
+    from mqf_pipeline.stages.plan import fund_inception
 
-    partitions = trading_day_partitions(load_settings(config_dir).fund.calendar.partitions_start)
+    partitions = trading_day_partitions(fund_inception(load_settings(config_dir)))
     return dg.Definitions(assets=build_assets(partitions), jobs=JOBS, resources=build_resources(str(config_dir)))
 
 

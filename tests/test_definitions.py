@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED_ASSETS = {
     # key: (group, partitioned)
+    "fund_history": ("warm_up", False),
     "price_history": ("market_data", True),
     "corporate_actions": ("market_data", True),
     "fundamentals": ("market_data", True),
@@ -55,6 +56,15 @@ def test_asset_specs_snapshot():
         assert spec.group_name == group, key
         assert spec.code_version, f"{key} has no code_version"
         assert (spec.partitions_def is not None) == partitioned, key
+
+
+def test_daily_assets_reading_the_warm_up_depend_on_it():
+    """The first daily partitions look back into the warm-up history: lineage says so; ingestion fetches
+    its own session only and does not."""
+    graph = defs.resolve_asset_graph()
+    children = {k.to_user_string() for k in graph.get(dg.AssetKey("fund_history")).child_keys}
+    assert {"data_quality", "features", "regime", "agent_signals", "decisions", "positions"} <= children
+    assert "price_history" not in children and "macro_series" not in children
 
 
 def test_every_partitioned_asset_backfills_in_a_single_run():

@@ -15,8 +15,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mqf_cli.main import _default_session, app
+from mqf_cli.main import app
 from mqf_pipeline.config import load_settings
+from mqf_pipeline.stages.plan import default_session
 from mqf_pipeline.stages.registry import written_tables
 from mqf_pipeline.storage.lake import Lake
 from tests.deployment import materializations, run_market_data
@@ -47,7 +48,7 @@ def test_init_reports_the_example_and_writes_a_files_fund(tmp_path, clean_env):
         assert symbol in result.output
     assert "MM/DD/YYYY" in result.output  # the spreadsheet export's dates, as detected
     assert f"mqf run --config-dir {cfg} --date 2024-09-30" in result.output.replace("\n", "")
-    assert _default_session(load_settings(cfg)) == dt.date(2024, 9, 30)  # `mqf run` without --date: the files end
+    assert default_session(load_settings(cfg)) == dt.date(2024, 9, 30)  # `mqf run` without --date: the files end
     settings = load_settings(cfg)
     assert settings.fund.mode.value == "paper" and settings.broker_kind == "local"
     assert settings.providers.priority[settings.fund.mode] == ["files"]

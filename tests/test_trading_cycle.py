@@ -55,6 +55,7 @@ def _cost_params(cfg):
 def cycle(tmp_path_factory):
     from assets.partitions import trading_day_partitions
     from mqf_pipeline.definitions import JOBS, build_assets, build_resources
+    from mqf_pipeline.stages.plan import fund_inception
 
     root = tmp_path_factory.mktemp("cycle")
     config_dir = write_configs(root)
@@ -62,7 +63,7 @@ def cycle(tmp_path_factory):
     resources = build_resources(str(config_dir))
     resources["broker"] = RejectingBrokerResource(settings=SettingsResource(config_dir=str(config_dir)))
     defs = dg.Definitions(
-        assets=build_assets(trading_day_partitions(settings.fund.calendar.partitions_start)),
+        assets=build_assets(trading_day_partitions(fund_inception(settings))),
         jobs=JOBS,
         resources=resources,
     )

@@ -260,14 +260,23 @@ def run_agents(
 def log_agent_coverage(
     names: Sequence[str], stats: pl.DataFrame, n_dates: int, explained: Collection[str] = ()
 ) -> None:
-    """One line per agent of ``names`` from :func:`coverage` ``stats``: INFO with its coverage, WARNING for
-    an agent with no rows, unless it is in ``explained`` (its caller already warned why)."""
+    """Per-agent coverage from :func:`coverage` ``stats``: one INFO line per agent with signals, and one WARNING
+    for all the agents without any (unless in ``explained``: their caller already warned why), saying what it
+    means: their look-back is not filled yet (warm-up), so their ensemble weight goes to the others."""
     rows = {row["agent"]: row for row in stats.iter_rows(named=True)}
+    silent = [name for name in names if name not in rows and name not in explained]
+    if silent:
+        log.warning(
+            "%d agent(s) produced no signals on any of the %d session(s) of this run: %s. Warm-up: their look-back "
+            "(history or training window) is not filled yet at these sessions, so the ensemble gives their weight "
+            "to the agents that scored",
+            len(silent),
+            n_dates,
+            ", ".join(silent),
+        )
     for name in names:
         row = rows.get(name)
         if row is None:
-            if name not in explained:
-                log.warning("agent %s produced no signals for %d date(s)", name, n_dates)
             continue
         log.info(
             "agent %s: %d rows, %d dates, %d symbols, coverage %.1f%%",

@@ -31,6 +31,15 @@ RENAMED: dict[str, str] = {
 }
 
 
+#: keys a release replaced by something that is not a rename: the key is read, ignored, and named with what
+#: replaced it (for one release; the warning says what to write instead).
+REPLACED: dict[str, str] = {
+    "fund.history.lookback_sessions": "the history before the inception is now fund.history.warm_up_sessions "
+    "(sessions before calendar.partitions_start, materialized once by the warm-up) and the daily partitions run "
+    "from calendar.partitions_start ('auto': the first run's last calendar.first_run_sessions sessions)",
+}
+
+
 class ConfigDeprecationWarning(DeprecationWarning):
     """A config key that still works but will be removed in the next release.
 
@@ -40,12 +49,19 @@ class ConfigDeprecationWarning(DeprecationWarning):
 
 
 def move_deprecated_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` (section name -> its mapping) with every old key of :data:`RENAMED` moved to its new key.
+    """``data`` (section name -> its mapping) with every old key of :data:`RENAMED` moved to its new key and
+    every key of :data:`REPLACED` dropped.
 
-    Warns (:class:`ConfigDeprecationWarning` and a log line) once per old key found. Raises
+    Warns (:class:`ConfigDeprecationWarning` and a log line) once per old or replaced key found. Raises
     :class:`ConfigError` when an old and a new key (or two old keys of one new key) carry different values.
     """
     out = copy.deepcopy(data)
+    for old, instead in REPLACED.items():
+        found, _ = _pop(out, old)
+        if found:
+            message = f"{old} is no longer used and is ignored: {instead}"
+            warnings.warn(message, ConfigDeprecationWarning, stacklevel=2)
+            logger.warning(message)
     moved: dict[str, str] = {}  # new key -> the old key its value was moved from
     for old, new in RENAMED.items():
         found, value = _pop(out, old)

@@ -22,6 +22,10 @@ from mqf_pipeline.regimes.features import SMALL_UNIVERSE
 
 #: The seed's governance Phase 0 history (seed 000): bars a symbol needs before it may trade.
 SEED_MIN_HISTORY_ROWS = 1260
+#: daily partitions of a files fund (its last sessions); the sessions before them are its warm-up
+FIRST_RUN_SESSIONS = 60
+#: the shipped history.warm_up_sessions
+DEFAULT_WARM_UP_SESSIONS = 1240
 #: Section files ``mqf init`` writes; the others are copied from the shipped configs unchanged.
 WRITTEN_SECTIONS = ("fund", "universe", "providers", "execution")
 
@@ -31,7 +35,8 @@ class FilesFundPlan:
     """What ``mqf init`` found usable and the settings it will write (section -> values)."""
 
     symbols: list[str]
-    first_session: dt.date
+    first_session: dt.date  # the first session of the warm-up
+    inception: dt.date  # the first daily partition
     last_session: dt.date
     sessions: int
     sections: dict[str, dict[str, Any]]
@@ -70,12 +75,13 @@ def plan_files_fund(
             f"no macro file for {', '.join(missing_macro)} under {files_root}/macro: absent in the lake "
             "(regimes run without VIX; add <SERIES>.csv with date,value to provide them)"
         )
+    inception, warm_up = _inception(len(sessions), min_history_rows)
     sections = {
         "fund": {
             "mode": "paper",
             "paths": {"runtime": "runtime"},
-            "calendar": {"partitions_start": sessions[0].isoformat()},
-            "history": {"lookback_sessions": len(sessions), "min_history_rows": min_history_rows},
+            "calendar": {"partitions_start": sessions[inception].isoformat()},
+            "history": {"warm_up_sessions": warm_up, "min_history_rows": min_history_rows},
         },
         "universe": {"symbols": symbols, "sectors": {}},
         "providers": {
@@ -85,7 +91,20 @@ def plan_files_fund(
         },
         "execution": {**_shipped_section(shipped, "execution"), "broker": "local"},
     }
-    return FilesFundPlan(symbols, sessions[0], sessions[-1], len(sessions), sections, warnings, excluded)
+    first = sessions[inception - warm_up]
+    n = len(sessions) - inception + warm_up
+    return FilesFundPlan(symbols, first, sessions[inception], sessions[-1], n, sections, warnings, excluded)
+
+
+def _inception(n_sessions: int, min_history_rows: int) -> tuple[int, int]:
+    """Where the daily partitions start (an index into the files' sessions) and the warm-up before it.
+
+    The daily partitions are the last ``FIRST_RUN_SESSIONS`` sessions (all of them for shorter files); the
+    warm-up is what comes before, at most the look-back the fund needs (governance Phase 0's
+    ``min_history_rows``, and no less than the shipped warm-up): older bars would be computed and never used.
+    """
+    inception = max(n_sessions - FIRST_RUN_SESSIONS, 0)
+    return inception, min(inception, max(min_history_rows, DEFAULT_WARM_UP_SESSIONS))
 
 
 def _coverage_warnings(coverage: dict, n_sessions: int, min_history_rows: int) -> list[str]:

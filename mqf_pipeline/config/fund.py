@@ -4,7 +4,7 @@ its symbols, where market data comes from, and the agents that make its signals.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -25,14 +25,27 @@ class PathsSettings(Section):
 
 
 class CalendarSettings(Section):
-    partitions_start: dt.date = Field(
-        dt.date(2016, 1, 4), description="first XNYS session with a Dagster partition (about ten years back)"
+    """The fund's daily partitions: from its inception (its first daily cycle) on."""
+
+    partitions_start: dt.date | Literal["auto"] = Field(
+        "auto",
+        description="the fund's inception: its first XNYS session with a Dagster partition. 'auto': the first "
+        "run fixes it at the first of `first_run_sessions` sessions ending at the session it runs, and records "
+        "it in runtime/inception.json (it never moves after that)",
+    )
+    first_run_sessions: int = Field(
+        60, ge=1, description="with partitions_start 'auto': daily partitions the first run materializes"
     )
 
 
 class HistorySettings(Section):
-    lookback_sessions: int = Field(
-        1300, ge=1, description="sessions `mqf run` makes sure are ingested before the latest (~5.2 years)"
+    """The history before the inception: the fund's look-back, materialized once (asset fund_history)."""
+
+    warm_up_sessions: int = Field(
+        1240,
+        ge=0,
+        description="sessions before the inception the warm-up materializes as one range (bars, quality, "
+        "features, regimes, signals): the look-back of features, regimes, agents and governance Phase 0",
     )
     min_history_rows: int = Field(1260, ge=0, description="governance Phase 0: bars a symbol needs to trade")
 

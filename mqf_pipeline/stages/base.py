@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,36 @@ from mqf_pipeline.storage.schema import row_schema
 
 #: What a stage wrote: per table, one result per session partition.
 Written = dict[str, list[WriteResult]]
+
+
+#: A progress line: "<stage>: [block |stage ]<done>/<total>[ sessions][ (<note>)]". Stages write them through
+#: ``ctx.log.info`` (:meth:`Stage.progress_line`, the block loops, the warm-up); the CLI's progress display
+#: reads them back from the run's event log with :func:`parse_progress`.
+PROGRESS_LINE = re.compile(
+    r"^(?P<stage>[a-z][\w-]*): (?:(?P<unit>block|stage) )?(?P<done>\d+)/(?P<total>\d+)(?P<sessions> sessions)?"
+    r"(?P<rest>.*)$"
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One parsed progress line: ``done`` of ``total`` ``unit`` (sessions, blocks or stages) of ``stage``."""
+
+    stage: str
+    done: int
+    total: int
+    unit: str
+    note: str
+
+
+def parse_progress(message: str) -> Progress | None:
+    """The :data:`PROGRESS_LINE` in ``message`` (its first line), or None for any other message."""
+    m = PROGRESS_LINE.match(message.split("\n", 1)[0])
+    if m is None or (m["unit"] is None and m["sessions"] is None):
+        return None
+    unit = {"block": "blocks", "stage": "stages"}.get(m["unit"] or "", "sessions")
+    note = m["rest"].strip().removeprefix("(").removesuffix(")").strip()
+    return Progress(m["stage"], int(m["done"]), int(m["total"]), unit, note)
 
 
 class StageStateError(RuntimeError):

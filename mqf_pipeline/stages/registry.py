@@ -2,7 +2,8 @@
 
 This is the one place lineage is declared: an asset's dependencies are the assets writing the tables
 its stage reads (a table no stage writes yet, such as ``agent_weights`` before the learning loop, is
-read when present and adds no dependency).
+read when present and adds no dependency), plus the warm-up history (:data:`HISTORY_ASSET`) for a stage
+reading a table the warm-up holds: its first sessions' look-back lies in the warm-up.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ STAGES: tuple[type[Stage], ...] = (
     ExecutionStage,
 )
 
+#: The stages the warm-up runs over the sessions before the inception (everything before the trading cycle:
+#: the look-back of the daily cycle). The trading cycle never runs there: the fund did not exist yet.
+WARM_UP_STAGES: tuple[type[Stage], ...] = STAGES[: STAGES.index(DecisionStage)]
+
+#: The asset materializing the warm-up history (one non-partitioned asset, group ``warm_up``).
+HISTORY_ASSET = "fund_history"
+
+
+def warm_up_tables() -> tuple[str, ...]:
+    """The tables the warm-up writes, in pipeline order."""
+    return tuple(t for stage in WARM_UP_STAGES for t in stage.WRITES)
+
 
 def writers() -> dict[str, type[Stage]]:
     """Table -> the stage writing it (a table written by two stages is a configuration error)."""
@@ -54,8 +67,11 @@ def asset_key(table: str) -> str:
 
 def upstream_assets(stage: type[Stage], table: str | None = None) -> list[str]:
     """Asset keys of the tables ``stage`` reads (to make ``table``, if given) that other stages write (its own
-    tables excluded)."""
+    tables excluded), and :data:`HISTORY_ASSET` when it reads or continues a table the warm-up holds."""
     table_writers = writers()
     reads = stage.READS if table is None else stage.reads_of(table)
     keys = [table_writers[t].asset_key(t) for t in reads if t in table_writers and t not in stage.WRITES]
+    history = set(warm_up_tables())
+    if history & {*reads, *stage.CARRIES}:
+        keys.append(HISTORY_ASSET)
     return list(dict.fromkeys(keys))
