@@ -18,16 +18,16 @@ from mqf_pipeline.stages.quality import EligibilityStage, QualityStage, quality_
 from mqf_pipeline.stages.regimes import RegimeStage
 from mqf_pipeline.stages.registry import HISTORY_ASSET, WARM_UP_STAGES
 from mqf_pipeline.stages.signals import SignalStage
-from mqf_pipeline.stages.warm_up import run_warm_up
+from mqf_pipeline.stages.warm_up import run_warm_up, stage_days, warm_up_spans
 from resources import MarketDataResource, SettingsResource, StorageResource
 
 GROUP = "warm_up"
 CODE_VERSION = "warm-up-1:" + "+".join(s.CODE_VERSION for s in WARM_UP_STAGES)
 DESCRIPTION = (
     "The fund's history before its inception (its first daily partition): history.warm_up_sessions sessions "
-    "of bars, corporate actions, fundamentals, headlines, macro, quality, eligibility, features, regimes and "
-    "agent signals, made by the same stages as the daily cycle over the whole range in one run, one lake file "
-    "per table and session. It is the look-back of the daily cycle (governance Phase 0's bars, the regime "
+    "of bars, corporate actions, fundamentals, headlines, macro, quality, eligibility, features and regimes, "
+    "and the agent signals of its last history.warm_up_signal_sessions sessions (all that is read of them), "
+    "made by the same stages as the daily cycle in one run, one lake file per table and session. It is the look-back of the daily cycle (governance Phase 0's bars, the regime "
     "model's training window, the agents' history). Nothing trades in it: the fund did not exist yet."
 )
 
@@ -67,7 +67,11 @@ def fund_history(
     )
     try:
         result = run_warm_up(
-            ctx, stages, days, on_stage=lambda name, i, n: context.log.info(f"warm-up: stage {i}/{n} {name}")
+            ctx,
+            stages,
+            days,
+            on_stage=lambda name, i, n: context.log.info(f"warm-up: stage {i}/{n} {name}"),
+            spans=warm_up_spans(cfg),
         )
     except StageStateError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -94,6 +98,9 @@ def fund_history(
             "first_session": days[0].isoformat(),
             "last_session": days[-1].isoformat(),
             "sessions": len(days),
+            "sessions_per_stage": dg.MetadataValue.json(
+                {k: len(v) for k, v in stage_days(days, warm_up_spans(cfg)).items()}
+            ),
             "dagster/row_count": sum(r.rows for r in written),
             "content_hash": content_hash,
             "files_written": sum(r.written for r in written),

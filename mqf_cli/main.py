@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mqf_cli.init_cmd import init
 from mqf_pipeline import calendar
 from mqf_pipeline.config import ConfigError, Settings, load_settings
 from mqf_pipeline.report import market_data_summary
@@ -32,7 +33,7 @@ from mqf_pipeline.stages.plan import (
     recorded_inception,
     warm_up_days,
 )
-from mqf_pipeline.stages.registry import warm_up_tables
+from mqf_pipeline.stages.warm_up import missing_tables, warm_up_spans
 from mqf_pipeline.storage.lake import Lake
 
 app = typer.Typer(help="MQF pipeline: a systematic equity fund run as a Dagster code location.", no_args_is_help=True)
@@ -114,7 +115,8 @@ def _run_planned(settings: Settings, planned: list[PlannedRun], in_process: bool
                 item.job,
                 start=item.start,
                 end=item.end,
-                in_process=in_process,
+                # one session (or the catalog) gains nothing from a process per step, whose start costs ~3 s each
+                in_process=in_process or item.sessions <= 1,
                 log_level="CRITICAL",
                 extra_tags=progress.tags,
             )
@@ -201,7 +203,7 @@ def run(
     planned: list[PlannedRun] = []
     if backfill:
         warm = warm_up_days(settings, inception)
-        if warm and missing_sessions(lake, warm, warm_up_tables()):
+        if warm and missing_tables(lake, warm, warm_up_spans(settings)):
             planned.append(_warm_up_run(warm))
         missing = [d for d in missing_sessions(lake, daily) if d != latest]
         planned += [_daily_run(a, b) for a, b in contiguous_ranges(daily, missing, chunk)]
@@ -251,76 +253,7 @@ def backfill_cmd(
         raise typer.Exit(1)
 
 
-@app.command()
-def init(
-    files: Annotated[Path, typer.Option("--files", help="folder of your daily bars (CSV/Parquet, any layout)")],
-    out: Annotated[Path, typer.Option("--out", help="folder for the new fund (configs/ and runtime/ inside)")] = Path(
-        "my-fund"
-    ),
-    min_history: Annotated[
-        int, typer.Option("--min-history", min=1, help="governance Phase 0: bars a symbol needs before it trades")
-    ] = 1260,
-    config_dir: ConfigDirOpt = None,
-) -> None:
-    """Inspect a folder of your own data, report what is usable, write a fund config for it."""
-    from mqf_pipeline.config.files_fund import plan_files_fund, write_config_dir
-    from mqf_pipeline.market.providers.files_scan import scan_folder
-
-    root = files.expanduser().resolve()
-    if not root.is_dir():
-        console.print(f"[red]--files {files}: no such folder[/red]")
-        raise typer.Exit(2)
-    shipped = (config_dir or Path("configs")).resolve()
-    scan = scan_folder(root)
-    _print_scan(scan, root)
-    try:
-        plan = plan_files_fund(scan, root, min_history, shipped if shipped.is_dir() else None)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]", markup=False)
-        raise typer.Exit(1) from exc
-    for symbol, why in plan.excluded.items():
-        console.print(f"not in the universe: {symbol} ({why})", style="yellow", markup=False)
-    for warning in plan.warnings:
-        console.print(f"warning: {warning}", style="yellow", markup=False)
-    target = out / "configs"
-    try:
-        write_config_dir(plan, target, shipped if shipped.is_dir() else None)
-    except FileExistsError as exc:
-        console.print(f"[red]{exc}[/red]", markup=False)
-        raise typer.Exit(2) from exc
-    console.print(
-        f"wrote {target}: mode paper on the files provider alone, the local paper broker, {len(plan.symbols)} "
-        f"symbols, {plan.sessions} sessions: warm-up history from {plan.first_session}, daily partitions from "
-        f"{plan.inception} to {plan.last_session}"
-    )
-    console.print("next:", style="bold")
-    # one line whatever the terminal's width, so it can be copied as it is
-    Console(soft_wrap=True).print(f"mqf run --config-dir {target} --date {plan.last_session}", markup=False)
-
-
-def _print_scan(scan, root: Path) -> None:
-    """What the folder holds, file by file (one line each, readable at any width), and what cannot be used."""
-    console.print(f"{root}: {len(scan.files)} bar file(s), {len(scan.macro)} macro file(s)", style="bold", markup=False)
-    for f in scan.macro:
-        if not f.problem:
-            console.print(f"  {f.path.relative_to(root)}: macro {', '.join(f.symbols)}, {f.first_date}..{f.last_date}")
-    for f in scan.files:
-        if f.problem:
-            continue
-        syms = ", ".join(f.symbols[:5]) + (f" +{len(f.symbols) - 5}" if len(f.symbols) > 5 else "")
-        missing = [name for name, ok in (("OHLC", f.has_ohlc), ("volume", f.has_volume)) if not ok]
-        console.print(
-            f"  {f.path.relative_to(root)}: {f.layout}, dates {f.date_format}, {f.n_rows} rows, {syms}, "
-            f"{f.first_date}..{f.last_date}, {f.frequency}"
-            + (f", no {' or '.join(missing)}" if missing else "")
-            + ("" if f.has_spread else ", spread estimated"),
-            markup=False,
-        )
-    symbols = sorted(scan.symbols)
-    if symbols:
-        console.print(f"{len(symbols)} symbol(s): {', '.join(symbols)}", markup=False)
-    for path, message in scan.problems:
-        console.print(f"cannot use {path}: {message}", style="red", markup=False)
+app.command()(init)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +24,9 @@ def config_dir(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     cfg = write_configs(tmp_path)
     (cfg / "dagster.yaml").write_text(Path("configs/dagster.yaml").read_text())
+    # the code location is built at import from the settings of MQF_CONFIG_DIR: `mqf` is one process per fund,
+    # but tests run many funds in one process, so each gets its own (else an earlier fund's partitions apply)
+    sys.modules.pop("mqf_pipeline.definitions", None)
     yield cfg
     for var in ("DAGSTER_HOME", "MQF_CONFIG_DIR"):
         os.environ.pop(var, None)

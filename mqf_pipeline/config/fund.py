@@ -48,6 +48,13 @@ class HistorySettings(Section):
         "features, regimes, signals): the look-back of features, regimes, agents and governance Phase 0",
     )
     min_history_rows: int = Field(1260, ge=0, description="governance Phase 0: bars a symbol needs to trade")
+    warm_up_signal_sessions: int = Field(
+        63,
+        ge=0,
+        description="the warm-up's last sessions that get agent signals: what is read of them (the signals' "
+        "IC to date looks back 63 sessions); the agents learn from features, so older signals would be computed "
+        "and never read",
+    )
 
 
 class FundSettings(Section):

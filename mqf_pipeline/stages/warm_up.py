@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mqf_pipeline.stages.base import RunContext, Stage, StageRun, materialize
+from mqf_pipeline.stages.plan import missing_sessions
 from mqf_pipeline.stages.registry import WARM_UP_STAGES
+from mqf_pipeline.stages.signals import SignalStage
+from mqf_pipeline.storage.lake import Lake
 
 #: Called as each stage starts: (stage name, its position from 1, number of stages).
 OnStage = Callable[[str, int, int], object]
@@ -43,19 +47,53 @@ def check_stages(stages: Sequence[Stage]) -> None:
         raise ValueError(f"the warm-up runs the stages {want} in this order; got {', '.join(s.NAME for s in stages)}")
 
 
+def warm_up_spans(settings: Any) -> dict[str, int]:
+    """Stage name -> how many of the warm-up's last sessions it covers, for the stages not run over all of it."""
+    return {SignalStage.NAME: settings.fund.history.warm_up_signal_sessions}
+
+
+def stage_days(days: Sequence[dt.date], spans: Mapping[str, int]) -> dict[str, list[dt.date]]:
+    """Per warm-up stage, the sessions it materializes: the last ``spans[name]`` of ``days`` for a stage whose
+    older output nothing reads (the signals), else all of them."""
+    days = sorted(days)
+    return {
+        s.NAME: days[len(days) - min(spans[s.NAME], len(days)) :] if s.NAME in spans else days for s in WARM_UP_STAGES
+    }
+
+
+def missing_tables(lake: Lake, days: Sequence[dt.date], spans: Mapping[str, int]) -> list[str]:
+    """The warm-up tables with a session missing in the lake (the warm-up must run again), each checked over
+    its own stage's sessions (:func:`stage_days`)."""
+    per_stage = stage_days(days, spans)
+    return [
+        table
+        for stage in WARM_UP_STAGES
+        for table in stage.WRITES
+        if per_stage[stage.NAME] and missing_sessions(lake, per_stage[stage.NAME], [table])
+    ]
+
+
 def run_warm_up(
-    ctx: RunContext, stages: Sequence[Stage], days: Sequence[dt.date], on_stage: OnStage = lambda *_: None
+    ctx: RunContext,
+    stages: Sequence[Stage],
+    days: Sequence[dt.date],
+    on_stage: OnStage = lambda *_: None,
+    spans: Mapping[str, int] | None = None,
 ) -> WarmUpRun:
-    """Materialize ``stages`` (:func:`check_stages`) over ``days``, one after the other."""
+    """Materialize ``stages`` (:func:`check_stages`) over ``days`` (a stage named in ``spans`` over its last
+    sessions only, :func:`stage_days`), one after the other."""
     check_stages(stages)
     days = sorted(days)
     if not days:
         raise ValueError("the warm-up has no sessions (history.warm_up_sessions is 0)")
+    per_stage = stage_days(days, spans or {})
     runs: dict[str, StageRun] = {}
     seconds: dict[str, float] = {}
     for i, stage in enumerate(stages, start=1):
         on_stage(stage.NAME, i, len(stages))
+        if not per_stage[stage.NAME]:
+            continue
         began = time.monotonic()
-        runs[stage.NAME] = materialize(stage, ctx, days)
+        runs[stage.NAME] = materialize(stage, ctx, per_stage[stage.NAME])
         seconds[stage.NAME] = round(time.monotonic() - began, 2)
     return WarmUpRun(tuple(days), runs, seconds)
