@@ -27,8 +27,9 @@ DESCRIPTION = (
     "The fund's history before its inception (its first daily partition): history.warm_up_sessions sessions "
     "of bars, corporate actions, fundamentals, headlines, macro, quality, eligibility, features and regimes, "
     "and the agent signals of its last history.warm_up_signal_sessions sessions (all that is read of them), "
-    "made by the same stages as the daily cycle in one run, one lake file per table and session. It is the look-back of the daily cycle (governance Phase 0's bars, the regime "
-    "model's training window, the agents' history). Nothing trades in it: the fund did not exist yet."
+    "made by the same stages as the daily cycle in one run, one lake file per table and session. It is the "
+    "look-back of the daily cycle (governance Phase 0's bars, the regime model's training window, "
+    "the agents' history). Nothing trades in it: the fund did not exist yet."
 )
 
 

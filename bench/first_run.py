@@ -67,7 +67,9 @@ def run_phases(dagster_home: Path) -> list[dict[str, Any]]:
         run = record.dagster_run
         events = [r.event_log_entry for r in instance.get_records_for_run(run.run_id, limit=1_000_000).records]
         starts = {e.step_key: e.timestamp for e in events if e.dagster_event_type == dg.DagsterEventType.STEP_START}
-        label = f"{run.job_name} {run.tags.get('dagster/asset_partition_range_end', '')}".strip()
+        start = run.tags.get("dagster/asset_partition_range_start") or run.tags.get("dagster/partition", "")
+        end = run.tags.get("dagster/asset_partition_range_end") or start
+        label = f"{run.job_name} {start if start == end else f'{start}..{end}'}".strip()
         created = record.create_timestamp.timestamp()
         end = max(e.timestamp for e in events)
         rows.append({"run": label, "phase": "planning", "seconds": round(min(starts.values()) - created, 1)})

@@ -95,7 +95,7 @@ CATALOG_RUN = PlannedRun("catalog_job", None, None, 0, "catalog: DuckDB views ov
 def _run_planned(settings: Settings, planned: list[PlannedRun], in_process: bool) -> list:
     """Start each planned run in order, stopping at the first failure, then refresh the catalog over what the
     lake holds; each with a progress display (:mod:`mqf_cli.progress`)."""
-    from mqf_cli.progress import RunProgress
+    from mqf_cli.progress import RunProgress, step_output_to
     from mqf_cli.runner import prepare_instance, run_job
 
     instance = prepare_instance(settings)
@@ -108,7 +108,8 @@ def _run_planned(settings: Settings, planned: list[PlannedRun], in_process: bool
         title = f"run {i}/{len(runs)}: {item.label}"
         if not console.is_terminal:
             console.print(title, style="bold", markup=False)
-        with RunProgress(instance, console, title) as progress:
+        step_log = settings.dagster_home / "mqf_step_output.log"
+        with step_output_to(step_log, console), RunProgress(instance, console, title) as progress:
             # Dagster's console logger stays quiet: the display prints progress, warnings and failures
             outcome = run_job(
                 instance,

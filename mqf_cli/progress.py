@@ -10,9 +10,14 @@ print as plain lines.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -28,6 +33,32 @@ from rich.progress import (
 )
 
 from mqf_pipeline.stages.base import parse_progress
+
+
+@contextmanager
+def step_output_to(path: Path, console: Console) -> Iterator[None]:
+    """On a terminal, send what step processes write to stderr (Dagster's step-worker lines, which its
+    context-free logger prints at DEBUG whatever the run's log level) to ``path``, and keep ``console`` on the
+    terminal, so the live display is not torn. Not on a terminal (CI, pipes, tests): nothing changes."""
+    if not console.is_terminal:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 2)
+    console.file = terminal
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        console.file = None  # type: ignore[assignment]  # back to sys.stderr
+        terminal.close()
+
 
 #: The tag that lets the display find the run ``execute_job`` creates.
 PROGRESS_TAG = "mqf/progress"
