@@ -16,11 +16,12 @@ import yaml
 from typer.testing import CliRunner
 
 from mqf_cli.main import app
+from mqf_pipeline import calendar
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.stages.plan import default_session
 from mqf_pipeline.stages.registry import written_tables
 from mqf_pipeline.storage.lake import Lake
-from tests.deployment import materializations, run_market_data
+from tests.deployment import definitions_for, materializations, run_market_data
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_data"
 runner = CliRunner()
@@ -52,7 +53,9 @@ def test_init_reports_the_example_and_writes_a_files_fund(tmp_path, clean_env):
     settings = load_settings(cfg)
     assert settings.fund.mode.value == "paper" and settings.broker_kind == "local"
     assert settings.providers.priority[settings.fund.mode] == ["files"]
-    assert settings.fund.calendar.partitions_start == dt.date(2024, 1, 2)
+    # 188 sessions from 2024-01-02: the last 60 are daily partitions, the 128 before them the warm-up
+    assert settings.fund.calendar.partitions_start == calendar.session_offset(dt.date(2024, 1, 2), 128)
+    assert settings.fund.history.warm_up_sessions == 128
     assert settings.runtime_dir == (tmp_path / "fund" / "runtime").resolve()
     again, _ = _init(tmp_path, EXAMPLE)
     assert again.exit_code == 2 and "exists" in again.output  # never clobbers a fund's edited config
@@ -84,7 +87,10 @@ def test_example_runs_the_full_cycle_from_files_to_fills(tmp_path, clean_env):
     assert result.exit_code == 0, result.output
     settings = load_settings(cfg)
     first, last = settings.fund.calendar.partitions_start, dt.date(2024, 9, 30)
-    run = run_market_data(cfg, first, last, instance=dg.DagsterInstance.ephemeral())
+    instance = dg.DagsterInstance.ephemeral()
+    warm = definitions_for(cfg).resolve_job_def("warm_up_job").execute_in_process(instance=instance)
+    assert warm.success
+    run = run_market_data(cfg, first, last, instance=instance)
     assert run.success
     lake = Lake(settings.lake_root)
     providers = _tables_with_provider(lake)

@@ -191,3 +191,15 @@ def test_progress_display_without_a_terminal_prints_lines(tmp_path):
     assert "ingest: 2/2 sessions" in text
     assert progress.timeline.failures and "symbol S0001 has no close on 2024-01-03" in progress.timeline.failures[0]
     assert set(progress.timeline.steps) == {"counted", "broken"}
+
+
+def test_lookback_sessions_is_dropped_with_a_warning(tmp_path):
+    """`fund.history.lookback_sessions` (before issue 14) is read, ignored, and named with what replaced it."""
+    from mqf_pipeline.config.deprecations import ConfigDeprecationWarning
+
+    cfg = _configs(tmp_path, "2024-02-01", WARM_UP)
+    text = (cfg / "fund.yaml").read_text().replace("history:\n", "history:\n  lookback_sessions: 1300\n")
+    (cfg / "fund.yaml").write_text(text)
+    with pytest.warns(ConfigDeprecationWarning, match="lookback_sessions is no longer used.*warm_up_sessions"):
+        settings = load_settings(cfg)
+    assert settings.fund.history.warm_up_sessions == WARM_UP
