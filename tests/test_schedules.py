@@ -11,8 +11,8 @@ import dagster as dg
 from dagster._utils.schedules import cron_string_iterator  # the iterator Dagster's scheduler itself uses
 
 from jobs.schedules import daily_tactical_rebalance, weekly_strategic_rebalance
-from mqf_pipeline.definitions import defs
 from mqf_pipeline.portfolio.rebalance import EMERGENCY, STRATEGIC, TACTICAL, rebalance_mode, risk_breaches
+from tests.deployment import definitions_for, write_configs
 
 NY = ZoneInfo("America/New_York")
 
@@ -37,9 +37,10 @@ def test_daily_ticks_monday_to_thursday():
     assert {t.weekday() for t in ticks} == {0, 1, 2, 3} and all(t.hour == 16 for t in ticks)
 
 
-def test_schedule_requests_the_session_partition_or_skips_a_holiday():
+def test_schedule_requests_the_session_partition_or_skips_a_holiday(tmp_path):
+    """In a deployment whose partitions cover 2024 (the shipped one's start at its inception, set on first run)."""
     friday = dt.datetime(2024, 3, 15, 16, 0, tzinfo=NY)
-    repo = defs.get_repository_def()
+    repo = definitions_for(write_configs(tmp_path)).get_repository_def()
     with dg.build_schedule_context(scheduled_execution_time=friday, repository_def=repo) as ctx:
         result = weekly_strategic_rebalance.evaluate_tick(ctx)
     (request,) = result.run_requests
