@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mqf_pipeline.storage.schema import VOLATILE_COLUMNS, conform, table_spec
+
+logger = logging.getLogger(__name__)
+
+#: What reading a damaged Parquet file raises (a truncated or overwritten file, a bad footer).
+UNREADABLE = (OSError, pa.ArrowInvalid, pl.exceptions.ComputeError, pl.exceptions.PolarsError)
+
+
+class LakeReadError(ValueError):
+    """A partition file of the lake cannot be read; names the table, the partition and the file."""
+
+    def __init__(self, table: str, partition: str, path: str, cause: BaseException) -> None:
+        super().__init__(
+            f"{table} partition {partition}: the file {path} cannot be read ({type(cause).__name__}: {cause}); "
+            f"rematerialize that partition to replace it"
+        )
+        self.table, self.partition, self.path = table, partition, path
+
 
 HASH_KEY = b"mqf.content_hash"
 TABLE_KEY = b"mqf.table"
@@ -104,8 +122,13 @@ class Lake:
         path = self.path(table, partition)
         if not self.fs.exists(path):
             return None
-        with self.fs.open(path, "rb") as fh:
-            meta = pq.read_schema(fh).metadata or {}
+        try:
+            with self.fs.open(path, "rb") as fh:
+                meta = pq.read_schema(fh).metadata or {}
+        except UNREADABLE as exc:
+            # a damaged file holds no usable hash: the write replaces it (the repair of a corrupt partition)
+            logger.warning("%s", LakeReadError(table, partition_key(partition), path, exc))
+            return None
         value = meta.get(HASH_KEY)
         return value.decode() if value else None
 
@@ -215,7 +238,18 @@ class Lake:
         return pl.concat([pl.read_parquet(self.fs.open(p, "rb").read()).lazy() for p in paths])
 
     def read(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> pl.DataFrame:
-        return self.scan(table, partitions).collect()
+        """The given (or all) partitions that exist; :class:`LakeReadError` names a damaged file."""
+        try:
+            return self.scan(table, partitions).collect()
+        except UNREADABLE as exc:
+            for path in self._paths(table, partitions):
+                try:
+                    with self.fs.open(path, "rb") as fh:
+                        pq.read_metadata(fh)
+                except UNREADABLE as cause:
+                    partition = path.rsplit("/", 1)[-1].removesuffix(".parquet")
+                    raise LakeReadError(table, partition, path, cause) from exc
+            raise
 
     def read_range(self, table: str, start: dt.date, end: dt.date) -> pl.DataFrame:
         """Date partitions ``start`` <= p <= ``end`` of a date-partitioned table."""
