@@ -20,12 +20,15 @@ CATALOG_VERSION = "1"
 )
 def duckdb_catalog(storage: StorageResource) -> dg.MaterializeResult:
     """Create or replace one view per declared table in runtime/mqf.duckdb (pool duckdb_writer, limit 1)."""
-    counts = refresh_catalog(storage.lake(), storage.catalog_path())
+    lake = storage.lake()
+    leftovers = lake.remove_stale_temp_files()  # what killed writers left: never a partition, only clutter
+    counts = refresh_catalog(lake, storage.catalog_path())
     frame = pl.DataFrame({"table": list(counts), "rows": list(counts.values())})
     return dg.MaterializeResult(
         metadata={
             "path": str(storage.catalog_path()),
             "tables": len(counts),
+            "stale_temp_files_removed": len(leftovers),
             "dagster/row_count": sum(counts.values()),
             "row_counts": dg.MetadataValue.md(md_table(frame, max_rows=len(counts))),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import polars as pl
 import pytest
@@ -39,3 +40,16 @@ def test_a_corrupt_partition_is_named_then_repaired_by_a_rewrite(tmp_path):
     result = lake.write("macro_series", DAY, frame)  # the rewrite does not trip over the damaged file
     assert result.written
     assert lake.read("macro_series").height == 2
+
+
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write("macro_series", DAY, _macro(DAY))
+    old = tmp_path / "macro_series" / "2024-03-01.parquet.tmp-dead"
+    fresh = tmp_path / "macro_series" / "2024-03-04.parquet.tmp-live"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"writing")
+    os.utime(old, (1_000_000, 1_000_000))
+    removed = lake.remove_stale_temp_files(max_age_seconds=3600)
+    assert removed == [str(old)] and fresh.exists() and not old.exists()
+    assert lake.partitions("macro_series") == ["2024-03-01"]

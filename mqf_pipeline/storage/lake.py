@@ -10,10 +10,12 @@ rerun with the same inputs gives a byte-identical partition.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import io
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -213,6 +215,23 @@ class Lake:
             pq.write_table(arrow, buf, compression="zstd")
             with self.fs.open(path, "wb") as fh:
                 fh.write(buf.getvalue())
+
+    def remove_stale_temp_files(self, max_age_seconds: float = 3600.0, now: float | None = None) -> list[str]:
+        """Remove the ``*.tmp-*`` files writers killed mid-write left in a local lake, older than
+        ``max_age_seconds`` (a live writer's file is seconds old); the paths removed. Object stores have none
+        (one PUT per file)."""
+        if not self.is_local or not os.path.isdir(self._base):
+            return []
+        now = time.time() if now is None else now
+        removed = []
+        for path in glob.glob(os.path.join(glob.escape(os.path.abspath(self._base)), "*", "*.tmp-*")):
+            try:
+                if now - os.path.getmtime(path) > max_age_seconds:
+                    os.remove(path)
+                    removed.append(path)
+            except FileNotFoundError:  # its writer finished or another sweep removed it
+                continue
+        return sorted(removed)
 
     def delete(self, table: str, partition: dt.date | str) -> bool:
         path = self.path(table, partition)
