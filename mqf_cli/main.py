@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -64,6 +65,12 @@ def _parse_date(value: str, name: str) -> dt.date:
 def _session_or_exit(day: dt.date, name: str) -> dt.date:
     if not calendar.is_session(day):
         console.print(f"[red]{name} {day} is not an XNYS trading session[/red]")
+        raise typer.Exit(2)
+    today = dt.datetime.now(ZoneInfo("America/New_York")).date()
+    if day > today:
+        # the daily partitions end at today's session (New York): a later one is no partition, and its bars
+        # do not exist yet
+        console.print(f"[red]{name} {day} is after today's date in New York ({today}): no partition or bars yet[/red]")
         raise typer.Exit(2)
     return day
 
@@ -231,6 +238,9 @@ def backfill_cmd(
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}")
+    if last > dt.datetime.now(ZoneInfo("America/New_York")).date():
+        console.print(f"[red]--end {last} is after today's date in New York: no partition or bars yet[/red]")
+        raise typer.Exit(2)
     inception = fund_inception(settings)
     if first < inception:
         console.print(

@@ -90,3 +90,20 @@ def test_ui_command_finds_dagster_beside_the_interpreter(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     cmd = dagster_dev_command(Path("workspace.yaml"), "127.0.0.1", 3000)
     assert Path(cmd[0]).is_file() and cmd[1:] == ["dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", "3000"]
+
+
+def test_run_and_backfill_refuse_sessions_after_today(config_dir):
+    """The daily partitions end at today's session (New York): a later date is refused up front."""
+    import datetime as dt
+
+    from mqf_pipeline import calendar
+
+    future = calendar.session_offset(calendar.latest_closed_session(), 5)
+    result = runner.invoke(app, ["run", "--date", future.isoformat(), "--config-dir", str(config_dir)])
+    assert result.exit_code == 2 and "after today's date in New York" in result.output
+    back = runner.invoke(
+        app,
+        ["backfill", "--start", "2024-01-02", "--end", future.isoformat(), "--config-dir", str(config_dir)],
+    )
+    assert back.exit_code == 2 and "after today's date" in back.output
+    assert future > dt.date.today()
