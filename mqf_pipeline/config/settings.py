@@ -7,6 +7,7 @@ keep working for one more with a warning naming the new key (:mod:`mqf_pipeline.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,47 @@ def default_config_dir() -> Path:
     return Path(env) if env else Path.cwd() / "configs"
 
 
+#: Files of a config directory that are not settings sections (the Dagster instance's own settings).
+OTHER_FILES = frozenset({"dagster.yaml"})
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' appears twice (lines {seen[key]} and {key_node.start_mark.line + 1}): keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_file_names(directory: Path) -> None:
+    """Refuse YAML files that are no section file: a misspelt or renamed one would otherwise be ignored and that
+    section's defaults used silently."""
+    known = set(SECTION_FILES.values()) | OTHER_FILES
+    stray = sorted(p.name for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.name not in known)
+    if stray:
+        hints = []
+        for name in stray:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hints.append(f"{name}" + (f" (did you mean {close[0]}?)" if close else ""))
+        raise ConfigError(
+            f"{directory}: file(s) that are no settings section: {', '.join(hints)}; the sections are "
+            f"{', '.join(SECTION_FILES.values())} (rename or remove the file: its settings would be ignored)"
+        )
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     except OSError as exc:
@@ -164,6 +203,7 @@ def load_settings(config_dir: str | os.PathLike[str] | None = None, **overrides:
         raise ConfigError(
             f"config directory {directory} does not exist (set {CONFIG_DIR_ENV} or run from the project root)"
         )
+    _check_file_names(directory)
     files = {section: directory / name for section, name in SECTION_FILES.items()}
     data: dict[str, Any] = {"config_dir": directory}
     for section, path in files.items():
