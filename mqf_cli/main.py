@@ -62,11 +62,16 @@ def _parse_date(value: str, name: str) -> dt.date:
         raise typer.BadParameter(f"{name} must be YYYY-MM-DD, got {value!r}") from exc
 
 
+def _today_new_york() -> dt.date:
+    """Today's date in New York: the daily partitions end at its session (``end_offset=1``)."""
+    return dt.datetime.now(ZoneInfo("America/New_York")).date()
+
+
 def _session_or_exit(day: dt.date, name: str) -> dt.date:
     if not calendar.is_session(day):
         console.print(f"[red]{name} {day} is not an XNYS trading session[/red]")
         raise typer.Exit(2)
-    today = dt.datetime.now(ZoneInfo("America/New_York")).date()
+    today = _today_new_york()
     if day > today:
         # the daily partitions end at today's session (New York): a later one is no partition, and its bars
         # do not exist yet
@@ -238,7 +243,7 @@ def backfill_cmd(
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}")
-    if last > dt.datetime.now(ZoneInfo("America/New_York")).date():
+    if last > _today_new_york():
         console.print(f"[red]--end {last} is after today's date in New York: no partition or bars yet[/red]")
         raise typer.Exit(2)
     inception = fund_inception(settings)

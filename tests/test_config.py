@@ -223,19 +223,21 @@ def test_the_regime_model_has_its_own_random_state():
     assert settings.signals.regime_random_state == 99 and settings.simulator.seed != 99
 
 
-def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
-    from tests.deployment import write_configs
-
-    cfg = write_configs(tmp_path)
-    (cfg / "quality.yaml").write_text("reject_below: 0.5\nwarn_below: 0.8\nreject_below: 0.6\n")
-    with pytest.raises(ConfigError, match=r"quality.yaml.*key 'reject_below' appears twice \(lines 1 and 3\)"):
-        load_settings(cfg)
-
-
-def test_a_misspelt_section_file_is_refused_not_ignored(tmp_path):
-    from tests.deployment import write_configs
-
-    cfg = write_configs(tmp_path)
-    (cfg / "portfolo.yaml").write_text("max_weight: 0.05\n")
-    with pytest.raises(ConfigError, match=r"portfolo.yaml \(did you mean portfolio.yaml\?\)"):
-        load_settings(cfg)
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        # a key given twice: plain YAML keeps the last silently
+        (
+            "quality.yaml",
+            "reject_below: 0.5\nwarn_below: 0.8\nreject_below: 0.6\n",
+            r"quality.yaml.*key 'reject_below' appears twice \(lines 1 and 3\)",
+        ),
+        # a misspelt section file: its settings would be ignored and the defaults used
+        ("portfolo.yaml", "max_weight: 0.05\n", r"portfolo.yaml \(did you mean portfolio.yaml\?\)"),
+    ],
+)
+def test_a_file_that_would_be_silently_ignored_is_refused(tmp_path, name, text, match):
+    config_dir = write_configs(tmp_path)
+    (config_dir / name).write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_settings(config_dir)
