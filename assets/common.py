@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from mqf_pipeline import errors
 from mqf_pipeline.config import Settings
-from mqf_pipeline.stages.base import RunContext, Stage, StageRun, StageStateError, materialize
+from mqf_pipeline.execution.brokers.base import LiveTradingRefusedError
+from mqf_pipeline.execution.live_guard import check_trading_allowed
+from mqf_pipeline.stages.base import RunContext, Stage, StageRun, materialize
 from mqf_pipeline.stages.context import run_context
-from mqf_pipeline.stages.registry import upstream_assets
+from mqf_pipeline.stages.registry import asset_key, upstream_assets
 from mqf_pipeline.storage.lake import Lake, WriteResult
 
 # BackfillPolicy is marked beta in Dagster 1.13; single-run backfills are a deliberate choice here
@@ -99,16 +103,58 @@ def stage_specs(
     return specs
 
 
+def refuse_untradeable_run(context: dg.AssetExecutionContext, settings: Settings) -> None:
+    """Fail (no retry) a run that materializes the orders when its mode may not trade (paper or live without
+    keys, live without its opt-in: :func:`~mqf_pipeline.execution.live_guard.check_trading_allowed`), before
+    any of its stages ran rather than at the execution step after all of them."""
+    selected = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
+    if dg.AssetKey(asset_key("orders")) not in selected:
+        return
+    mode = settings.fund.mode
+    try:
+        check_trading_allowed(mode, settings.providers.priority.get(mode, []), broker=settings.broker_kind)
+    except LiveTradingRefusedError as exc:
+        raise dg.Failure(description=f"run refused before its first stage: {exc}", allow_retries=False) from exc
+
+
 def stage_context(
     context: dg.AssetExecutionContext, settings: Settings, lake: Lake, kill_switch_path: Path | None = None
 ) -> RunContext:
-    """The run context of a stage asset: Dagster's log, the run id, the kill switch (when the stage obeys it)."""
+    """The run context of a stage asset: Dagster's log, the run id, the kill switch (when the stage obeys it).
+    A run that will create orders checks the live guard here, so its first stage refuses it."""
+    refuse_untradeable_run(context, settings)
     return run_context(lake, settings, kill_switch_path=kill_switch_path, log=context.log, run_id=context.run.run_id)
 
 
-def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, ctx: RunContext) -> StageRun:
-    """Run the stage over the run's partitions and write its tables; missing carried state fails without retry."""
+def describe_days(days: Sequence[dt.date]) -> str:
+    """``2026-12-03`` or ``2026-11-02..2026-12-03``: the partitions of a step, for failure lines."""
+    if not days:
+        return "(no partition)"
+    return days[0].isoformat() if len(days) == 1 else f"{min(days)}..{max(days)}"
+
+
+@contextmanager
+def retry_only_transient(what: str) -> Iterator[None]:
+    """Let transient failures (network, rate limit, lock timeout) through to the retry policy; turn every
+    other one into a ``dg.Failure`` that bypasses it, with one line saying ``what`` failed and why
+    (``mqf_pipeline.errors``: a bad config or schema cannot succeed on a retry)."""
     try:
-        return materialize(stage, ctx, partition_dates(context))
-    except StageStateError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        yield
+    except dg.Failure:
+        raise
+    except Exception as exc:
+        found = errors.classify(exc)
+        if found.retryable:
+            raise
+        raise dg.Failure(
+            description=f"{what}: {found.one_line()}",
+            metadata={"error_kind": found.kind.value, "error_category": found.category},
+            allow_retries=False,
+        ) from exc
+
+
+def materialize_stage(context: dg.AssetExecutionContext, stage: Stage, ctx: RunContext) -> StageRun:
+    """Run the stage over the run's partitions and write its tables; only transient failures are retried."""
+    days = partition_dates(context)
+    with retry_only_transient(f"{stage.NAME} {describe_days(days)}"):
+        return materialize(stage, ctx, days)

@@ -11,9 +11,16 @@ without execution is research mode; a part selected only in part is refused (its
 import dagster as dg
 
 from assets import decisions, execution, portfolio
-from assets.common import RETRY, materialize_stage, stage_context, stage_specs
+from assets.common import (
+    RETRY,
+    describe_days,
+    materialize_stage,
+    partition_dates,
+    retry_only_transient,
+    stage_context,
+    stage_specs,
+)
 from mqf_pipeline.decisions.audit import AuditWriteError
-from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError
 from mqf_pipeline.stages.base import StageRun, StepOutput
 from mqf_pipeline.stages.decisions import DecisionStage
 from mqf_pipeline.stages.execution import ExecutionStage
@@ -89,15 +96,13 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
         parts = selected_parts({k.to_user_string() for k in context.selected_asset_keys})
         ctx = stage_context(context, settings.get(), storage.lake(), kill_switch.file())
         try:
-            stage = TradingCycleStage(broker.broker() if "execution" in parts else None, parts)
+            with retry_only_transient(f"trading_cycle {describe_days(partition_dates(context))}"):
+                stage = TradingCycleStage(broker.broker() if "execution" in parts else None, parts)
             run = materialize_stage(context, stage, ctx)
-        except AuditWriteError as exc:
-            context.log.critical(f"HALT: {exc}; no decision of this run is stored")
-            raise dg.Failure(description=f"CRITICAL: {exc}", allow_retries=False) from exc
-        except LiveTradingRefusedError as exc:
-            raise dg.Failure(description=f"trading refused: {exc}", allow_retries=False) from exc
-        except BrokerError as exc:
-            raise dg.Failure(description=f"broker {type(exc).__name__}: {exc}", allow_retries=exc.retryable) from exc
+        except dg.Failure as failure:
+            if isinstance(failure.__cause__, AuditWriteError):
+                context.log.critical(f"HALT: {failure.__cause__}; no decision of this run is stored")
+            raise
         # results in lineage order: the booking tables feed the decisions, which feed the targets and orders
         if "execution" in parts:
             yield from execution.results(part_run(run, "execution"), tuple(ExecutionStage.TABLE_READS))

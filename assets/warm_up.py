@@ -8,9 +8,8 @@ the warm-up depend on this asset (the lineage comes from the stage registry).
 import dagster as dg
 import polars as pl
 
-from assets.common import RETRY, combined_hash, md_table, stage_context
+from assets.common import RETRY, combined_hash, describe_days, md_table, retry_only_transient, stage_context
 from mqf_pipeline.market.metrics_store import save_provider_metrics
-from mqf_pipeline.stages.base import StageStateError
 from mqf_pipeline.stages.features import FeaturesStage
 from mqf_pipeline.stages.ingest import IngestStage, MacroStage
 from mqf_pipeline.stages.plan import fund_inception, warm_up_days
@@ -66,7 +65,7 @@ def fund_history(
     context.log.info(
         f"warm-up: {len(days)} sessions {days[0]} .. {days[-1]} before the inception {inception}, {len(stages)} stages"
     )
-    try:
+    with retry_only_transient(f"warm-up {describe_days(days)}"):
         result = run_warm_up(
             ctx,
             stages,
@@ -74,8 +73,6 @@ def fund_history(
             on_stage=lambda name, i, n: context.log.info(f"warm-up: stage {i}/{n} {name}"),
             spans=warm_up_spans(cfg),
         )
-    except StageStateError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     save_provider_metrics(ctx.lake, router.metrics_frame(), context.run.run_id, HISTORY_ASSET)
     written = [r for run in result.runs.values() for results in run.written.values() for r in results]
     tables = pl.DataFrame(

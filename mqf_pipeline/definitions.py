@@ -16,7 +16,7 @@ from jobs.schedules import SCHEDULES
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.stages.plan import fund_inception
 from resources import BrokerResource, KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
-from sensors import kill_switch_sensor
+from sensors import dead_run_sensor, kill_switch_sensor
 
 
 def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
@@ -47,6 +47,6 @@ TRADING_DAYS = trading_day_partitions(fund_inception(load_settings()))
 ASSETS = build_assets(TRADING_DAYS)
 JOBS = [warm_up_job, daily_cycle_job, research_cycle_job, market_data_job, catalog_job, child_orders_job]
 
-SENSORS = [kill_switch_sensor]
+SENSORS = [kill_switch_sensor, dead_run_sensor]
 
 defs = dg.Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS, resources=build_resources())

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import PrivateAttr
 
-from mqf_pipeline.config import Settings, load_settings
+from mqf_pipeline.config import ConfigError, Settings, load_settings
 
 
 class SettingsResource(dg.ConfigurableResource):
@@ -13,6 +13,10 @@ class SettingsResource(dg.ConfigurableResource):
     _settings: Settings | None = PrivateAttr(default=None)
 
     def get(self) -> Settings:
+        """The settings; a bad config fails the step at once (a retry cannot fix it) with the file and key."""
         if self._settings is None:
-            self._settings = load_settings(self.config_dir or None)
+            try:
+                self._settings = load_settings(self.config_dir or None)
+            except ConfigError as exc:
+                raise dg.Failure(description=f"config: {exc}", allow_retries=False) from exc
         return self._settings

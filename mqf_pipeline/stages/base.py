@@ -82,24 +82,25 @@ class StageLog(Protocol):
 
 
 class KillSwitch:
-    """The operator's kill switch as every stage sees it (seed 000 section 12.2): a file whose presence
-    stops new risk. ``path=None`` is a switch that is never engaged (tests, research runs)."""
+    """The operator's kill switch as every stage sees it (seed 000 section 12.2): the switch file and the
+    ``kill_switch_events`` table of ``lake`` (:mod:`mqf_pipeline.kill_switch`). ``path=None`` is a switch
+    that is never engaged (tests, research runs)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
+    def __init__(self, path: Path | None = None, lake: Lake | None = None) -> None:
+        self.path, self.lake = path, lake
 
     def reason(self) -> str | None:
         """The switch's one-line description while engaged, else None. Read afresh on every call, so a
         switch engaged mid-run stops what comes after."""
         if self.path is None:
             return None
-        state = switch_file.status(self.path)
+        state = switch_file.status(self.path, self.lake)
         return state.describe() if state.active else None
 
     def engage(self, reason: str, engaged_by: str) -> None:
-        """Engage the switch (a no-op without a path)."""
+        """Engage the switch, recorded with source ``pipeline`` (a no-op without a path)."""
         if self.path is not None:
-            switch_file.engage(self.path, reason, engaged_by)
+            switch_file.engage(self.path, reason, engaged_by, lake=self.lake, source="pipeline")
 
 
 @dataclass
@@ -246,3 +247,14 @@ def previous_partition(
             "(one backfill range)"
         )
     return prev
+
+
+def read_previous(lake: Lake, table: str, prev: dt.date, *, error: type[Exception], what: str) -> pl.DataFrame:
+    """Partition ``prev`` of ``table``, which the session after it continues: a missing file is an error
+    naming it, never an empty frame (an empty session is stored as an empty file, so absence means lost)."""
+    if not lake.exists(table, prev):
+        raise error(
+            f"{what} for {calendar.session_offset(prev, 1)} continue {table} of {prev}, whose file is missing "
+            f"({lake.path(table, prev)}); rematerialize {what} for {prev} first (`mqf run --date {prev}`)"
+        )
+    return lake.read(table, [prev])

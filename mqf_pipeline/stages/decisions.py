@@ -43,6 +43,7 @@ from mqf_pipeline.stages.base import (
     Written,
     concat_rows,
     previous_partition,
+    read_previous,
 )
 from mqf_pipeline.stages.decision_inputs import CycleInputs, load_inputs
 from mqf_pipeline.stages.decision_rows import audit_and_decision_rows, meta_brain_decisions, risk_state_row
@@ -109,7 +110,7 @@ def load_carried(lake: Lake, day: dt.date, initial_nav: float) -> Carried:
     prev = previous_partition(lake, "risk_state", day, error=CycleStateError, what="decisions", state="the risk state")
     if prev is None:
         return Carried({}, initial_nav, initial_nav, breakers.BreakerState.initial())
-    state = lake.read("risk_state", [prev]).row(0, named=True)
+    state = read_previous(lake, "risk_state", prev, error=CycleStateError, what="decisions").row(0, named=True)
     return Carried(
         book={s: float(w) for s, w in json.loads(state["book_json"]).items()},
         nav=float(state["nav"]),

@@ -16,7 +16,7 @@ from mqf_pipeline import calendar
 from mqf_pipeline.config import ExecutionSettings
 from mqf_pipeline.execution.ledger import Ledger
 from mqf_pipeline.execution.spread_estimate import EDGE_WINDOW_SESSIONS, with_spreads
-from mqf_pipeline.stages.base import StageStateError, previous_partition
+from mqf_pipeline.stages.base import StageStateError, previous_partition, read_previous
 from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.lake import Lake
 from mqf_pipeline.storage.schema import table_spec
@@ -164,16 +164,15 @@ def load_carried(lake: Lake, day: dt.date, initial_cash: float) -> Carried:
     )
     if prev is None:
         return Carried(Ledger(cash=initial_cash), _empty("orders"), _empty("execution_decisions"))
-    account = lake.read("account", [prev]).row(0, named=True)
+    stored = {
+        table: read_previous(lake, table, prev, error=ExecutionStateError, what="the execution assets")
+        for table in ("account", "positions", "orders", "execution_decisions")
+    }
+    account = stored["account"].row(0, named=True)
     ledger = Ledger.from_rows(
-        float(account["cash"]), float(account["realized_pnl"]), lake.read("positions", [prev]).iter_rows(named=True)
+        float(account["cash"]), float(account["realized_pnl"]), stored["positions"].iter_rows(named=True)
     )
-    return Carried(
-        ledger,
-        lake.read("orders", [prev]),
-        lake.read("execution_decisions", [prev]),
-        int(account["spike_sessions_left"]),
-    )
+    return Carried(ledger, stored["orders"], stored["execution_decisions"], int(account["spike_sessions_left"]))
 
 
 def _empty(table: str) -> pl.DataFrame:

@@ -27,7 +27,7 @@ from mqf_pipeline.portfolio import allocators, optimizer, risk_integration
 from mqf_pipeline.portfolio.covariance import FactorCovariance, ledoit_wolf_covariance, statistical_factor_covariance
 from mqf_pipeline.portfolio.rebalance import rebalance_mode
 from mqf_pipeline.risk.book import daily_returns_wide
-from mqf_pipeline.stages.base import RunContext, Stage, StageStateError, StepOutput, previous_partition
+from mqf_pipeline.stages.base import RunContext, Stage, StageStateError, StepOutput, previous_partition, read_previous
 from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.stages.held_book import Held, held_books
 from mqf_pipeline.stages.params import allocator_caps, allocator_params, constraints_for
@@ -91,7 +91,7 @@ def load_previous(lake: Lake, day: dt.date) -> dict[str, float]:
     )
     if prev is None:
         return {}
-    rows = lake.read("portfolio_targets", [prev])
+    rows = read_previous(lake, "portfolio_targets", prev, error=PortfolioStateError, what="portfolio targets")
     return {r["symbol"]: float(r["target_weight"]) for r in rows.iter_rows(named=True) if r["target_weight"]}
 
 
