@@ -21,8 +21,9 @@ def work_child_orders(
     broker: BrokerResource,
     kill_switch: KillSwitchResource,
 ) -> dg.Output:
-    """One pass at the current time (UTC); the kill switch is read before every submission."""
-    switch = KillSwitch(kill_switch.file())
+    """One pass at the current time (UTC); the kill switch (file and events table) is read before every
+    submission."""
+    switch = KillSwitch(kill_switch.file(), kill_switch.lake())
 
     def blocked() -> str | None:
         reason = switch.reason()

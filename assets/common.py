@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from mqf_pipeline import errors
 from mqf_pipeline.config import Settings
 from mqf_pipeline.execution.brokers.base import LiveTradingRefusedError
 from mqf_pipeline.execution.live_guard import check_trading_allowed
+from mqf_pipeline.stages import errors
 from mqf_pipeline.stages.base import RunContext, Stage, StageRun, materialize
 from mqf_pipeline.stages.context import run_context
 from mqf_pipeline.stages.registry import asset_key, upstream_assets
@@ -137,7 +137,7 @@ def describe_days(days: Sequence[dt.date]) -> str:
 def retry_only_transient(what: str) -> Iterator[None]:
     """Let transient failures (network, rate limit, lock timeout) through to the retry policy; turn every
     other one into a ``dg.Failure`` that bypasses it, with one line saying ``what`` failed and why
-    (``mqf_pipeline.errors``: a bad config or schema cannot succeed on a retry)."""
+    (``mqf_pipeline.stages.errors``: a bad config or schema cannot succeed on a retry)."""
     try:
         yield
     except dg.Failure:

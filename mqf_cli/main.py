@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from mqf_cli.init_cmd import init
+from mqf_cli.refusals import session_or_exit, today_new_york, trading_allowed_or_exit, valid_range
 from mqf_pipeline import calendar
 from mqf_pipeline.config import ConfigError, Settings, load_settings
 from mqf_pipeline.report import market_data_summary
@@ -62,24 +62,6 @@ def _parse_date(value: str, name: str) -> dt.date:
         raise typer.BadParameter(f"{name} must be YYYY-MM-DD, got {value!r}") from exc
 
 
-def _today_new_york() -> dt.date:
-    """Today's date in New York: the daily partitions end at its session (``end_offset=1``)."""
-    return dt.datetime.now(ZoneInfo("America/New_York")).date()
-
-
-def _session_or_exit(day: dt.date, name: str) -> dt.date:
-    if not calendar.is_session(day):
-        console.print(f"[red]{name} {day} is not an XNYS trading session[/red]")
-        raise typer.Exit(2)
-    today = _today_new_york()
-    if day > today:
-        # the daily partitions end at today's session (New York): a later one is no partition, and its bars
-        # do not exist yet
-        console.print(f"[red]{name} {day} is after today's date in New York ({today}): no partition or bars yet[/red]")
-        raise typer.Exit(2)
-    return day
-
-
 @dataclass(frozen=True)
 class PlannedRun:
     """One Dagster run ``mqf`` is about to start: the job, its sessions (None: not partitioned), what it is."""
@@ -109,8 +91,15 @@ def _run_planned(settings: Settings, planned: list[PlannedRun], in_process: bool
     lake holds; each with a progress display (:mod:`mqf_cli.progress`)."""
     from mqf_cli.progress import RunProgress, step_output_to
     from mqf_cli.runner import prepare_instance, run_job
+    from sensors.dead_runs import end_dead_runs
 
     instance = prepare_instance(settings)
+    for dead in end_dead_runs(instance):  # without a daemon running, nobody else ends them
+        console.print(
+            f"ended dead run {dead.run_id} ({dead.job_name}, {dead.partitions}): its worker (pid {dead.pid}) is gone",
+            style="yellow",
+            markup=False,
+        )
     outcomes = []
     runs = [*planned, CATALOG_RUN]
     for i, item in enumerate(runs, start=1):
@@ -133,21 +122,24 @@ def _run_planned(settings: Settings, planned: list[PlannedRun], in_process: bool
                 log_level="CRITICAL",
                 extra_tags=progress.tags,
             )
-        _report_outcome(outcome, progress.timeline, settings)
+        _report_outcome(outcome, instance, settings)
         outcomes.append(outcome)
     return outcomes
 
 
-def _report_outcome(outcome, timeline, settings: Settings) -> None:
-    """One line per run; for a failure, the root cause per failed step and where the full log is."""
+def _report_outcome(outcome, instance, settings: Settings) -> None:
+    """One line per run; for a failure, one line per failed step (stage, partitions, root cause) and the file
+    with the full tracebacks (:mod:`mqf_cli.failures`)."""
+    from mqf_cli.failures import failure_report
+
     colour = "green" if outcome.success else "red"
     status = "ok" if outcome.success else "FAILED"
     console.print(f"  [{colour}]{outcome.job} {status}[/{colour}] in {outcome.seconds:.1f}s, run {outcome.run_id}")
     if not outcome.success:
-        for line in timeline.failures or [f"steps {', '.join(outcome.failed_steps) or '?'} failed"]:
+        report = failure_report(instance, outcome.run_id, settings.dagster_home / "failures")
+        for line in report.lines:
             console.print(f"  cause: {line}", style="red", markup=False)
-        logs = settings.dagster_home / "storage" / outcome.run_id
-        console.print(f"  full log: mqf ui (run {outcome.run_id}), or the step logs under {logs}", markup=False)
+        console.print(f"  full log: {report.log_path} (or mqf ui, run {outcome.run_id})", markup=False)
 
 
 def _announce(settings: Settings, inception: dt.date, first_time: bool, planned: list[PlannedRun]) -> None:
@@ -202,7 +194,8 @@ def run(
     """The main job: the warm-up history and the daily cycles since the inception if missing, then the session."""
     began = time.monotonic()
     settings = _settings(config_dir)
-    latest = _session_or_exit(_parse_date(date, "--date") if date else default_session(settings), "--date")
+    trading_allowed_or_exit(settings)
+    latest = session_or_exit(_parse_date(date, "--date") if date else default_session(settings), "--date", settings)
     if not date and latest != calendar.latest_closed_session():
         console.print(f"session: {latest}, the last one in the files (--date picks another)")
     try:
@@ -210,7 +203,7 @@ def run(
         inception = fund_inception(settings, latest, record=True)
         daily = daily_sessions(inception, latest)
     except InceptionError as exc:
-        console.print(f"[red]--date: {exc}[/red]")
+        console.print(f"--date: {exc}; {valid_range(settings)}", style="red", markup=False)
         raise typer.Exit(2) from exc
     lake = Lake(settings.lake_root)
     planned: list[PlannedRun] = []
@@ -243,14 +236,25 @@ def backfill_cmd(
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     if last < first:
         raise typer.BadParameter(f"--end {last} is before --start {first}")
-    if last > _today_new_york():
-        console.print(f"[red]--end {last} is after today's date in New York: no partition or bars yet[/red]")
+    trading_allowed_or_exit(settings)
+    if last > today_new_york():
+        console.print(
+            f"--end {last} is after today's date in New York: no partition or bars yet; {valid_range(settings)}",
+            style="red",
+            markup=False,
+        )
         raise typer.Exit(2)
-    inception = fund_inception(settings)
+    try:
+        inception = fund_inception(settings)
+    except InceptionError as exc:
+        console.print(f"{exc}; {valid_range(settings)}", style="red", markup=False)
+        raise typer.Exit(2) from exc
     if first < inception:
         console.print(
-            f"[red]--start {first} is before the fund's inception {inception} (its first daily partition): "
-            "the sessions before it are warm-up history, materialized by `mqf run` (asset fund_history)[/red]"
+            f"--start {first} is before the fund's inception {inception} (its first daily partition): the sessions "
+            f"before it are warm-up history, materialized by `mqf run` (asset fund_history); {valid_range(settings)}",
+            style="red",
+            markup=False,
         )
         raise typer.Exit(2)
     sessions = calendar.sessions(first, last)
@@ -312,37 +316,68 @@ def kill_on(
     reason: Annotated[str, typer.Option("--reason", help="why (shown in the UI and in every refusal)")],
     config_dir: ConfigDirOpt = None,
 ) -> None:
-    """Engage the kill switch: decisions become REJECT (KILL_SWITCH) and order steps refuse."""
+    """Engage the kill switch (an audited ``engaged`` event in kill_switch_events, then the switch file):
+    decisions become REJECT (KILL_SWITCH) and no order is submitted. Engaging it again is recorded too."""
     from mqf_pipeline import kill_switch
 
     settings = _settings(config_dir)
+    path, lake = settings.kill_switch_path, Lake(settings.lake_root)
     try:
-        state = kill_switch.engage(settings.kill_switch_path, reason)
+        before = kill_switch.status(path, lake).active
+        state = kill_switch.engage(path, reason, lake=lake, source="cli")
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    console.print(f"[bold red]{state.describe()}[/bold red]")
+    except kill_switch.KillSwitchAuditError as exc:  # the file is written: engaged, but not audited
+        console.print(str(exc), style="bold yellow", markup=False)
+        before, state = False, kill_switch.status(path)
+    if before:
+        console.print("it was already engaged: recorded as a re-engagement with this reason", markup=False)
+    console.print(state.describe(), style="bold red", markup=False)
 
 
 @kill_app.command("off")
-def kill_off(config_dir: ConfigDirOpt = None) -> None:
-    """Release the kill switch (remove the file); the next cycle may create orders again."""
+def kill_off(
+    reason: Annotated[str, typer.Option("--reason", help="why it is released (recorded)")] = "",
+    config_dir: ConfigDirOpt = None,
+) -> None:
+    """Release the kill switch: remove the file, then record a ``released`` event in kill_switch_events; the
+    next order submission may go again. Releasing it while off is recorded too."""
     from mqf_pipeline import kill_switch
 
     settings = _settings(config_dir)
-    was_on = kill_switch.release(settings.kill_switch_path)
-    note = "released" if was_on else "was not engaged"
-    console.print(f"kill switch {note} ({settings.kill_switch_path})")
+    path = settings.kill_switch_path
+    try:
+        was_on = kill_switch.release(path, lake=Lake(settings.lake_root), reason=reason, source="cli")
+    except kill_switch.KillSwitchAuditError as exc:
+        console.print(f"{exc}: the switch stays ENGAGED until a release is recorded", style="bold red", markup=False)
+        raise typer.Exit(1) from exc
+    note = "released" if was_on else "was not engaged (the release is recorded)"
+    console.print(f"kill switch {note} ({path})", markup=False)
 
 
 @kill_app.command("status")
-def kill_status(config_dir: ConfigDirOpt = None) -> None:
-    """Show whether the kill switch is engaged; exit code 1 when it is (for scripts)."""
+def kill_status(
+    last: Annotated[int, typer.Option("--last", help="how many of the latest events to show")] = 5,
+    config_dir: ConfigDirOpt = None,
+) -> None:
+    """Show whether the kill switch is engaged and its latest events (when, who, how, why); exit code 1 while
+    engaged (for scripts)."""
     from mqf_pipeline import kill_switch
 
     settings = _settings(config_dir)
-    state = kill_switch.status(settings.kill_switch_path)
-    Console().print(state.describe(), style="bold red" if state.active else "green", markup=False)
+    lake, out = Lake(settings.lake_root), Console(soft_wrap=True)
+    state = kill_switch.status(settings.kill_switch_path, lake)
+    out.print(state.describe(), style="bold red" if state.active else "green", markup=False)
+    try:
+        recent = kill_switch.events(lake, last) if last > 0 else None
+    except (OSError, ValueError) as exc:
+        out.print(f"kill_switch_events unreadable: {exc}", style="yellow", markup=False)
+        recent = None
+    if recent is not None:
+        out.print(f"latest {recent.height} event(s) in kill_switch_events (UTC):" if recent.height else "no event")
+        for row in recent.iter_rows(named=True):
+            out.print(f"  {kill_switch.KillSwitchEvent(**row).describe()}", markup=False)
     if state.active:
         raise typer.Exit(1)
 

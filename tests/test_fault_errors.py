@@ -7,11 +7,11 @@ import dagster as dg
 import pytest
 
 from assets.common import describe_days, retry_only_transient
-from mqf_pipeline import errors
 from mqf_pipeline.config import ConfigError
 from mqf_pipeline.execution.brokers.base import BrokerError, LiveTradingRefusedError, OrderRejectedError
 from mqf_pipeline.kill_switch import KillSwitchEngagedError
 from mqf_pipeline.market.providers.base import ProviderTimeoutError, RateLimitedError
+from mqf_pipeline.stages import errors
 from mqf_pipeline.stages.base import StageStateError
 from mqf_pipeline.storage.catalog import CatalogLockedError
 from mqf_pipeline.storage.lake import LakeReadError

@@ -20,11 +20,13 @@ def run_context(
     now: dt.datetime | None = None,
     run_id: str = "",
 ) -> RunContext:
-    """The context every stage of one run shares: the universe is resolved once from ``settings``."""
+    """The context every stage of one run shares: the universe is resolved once from ``settings``. The kill
+    switch is the file at ``kill_switch_path`` and the ``kill_switch_events`` of ``lake`` (never engaged
+    without a path)."""
     return RunContext(
         lake=lake,
         settings=settings,
-        kill_switch=KillSwitch(kill_switch_path),
+        kill_switch=KillSwitch(kill_switch_path, lake),
         log=log or logging.getLogger("mqf_pipeline.stages"),
         universe=universe_frame(settings),
         now=now or dt.datetime.now(dt.UTC),

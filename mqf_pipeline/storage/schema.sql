@@ -633,3 +633,21 @@ CREATE TABLE slippage_prediction_errors (
     created_at TIMESTAMPTZ,
     UNIQUE (date, symbol)
 );
+
+-- ---------------------------------------------------------------- operations
+CREATE TABLE kill_switch_events (     -- extra table: the audited, append-only log of the kill switch (seed 000
+                                      -- section 12.2); the latest event is its state. One lake file per event,
+                                      -- partition = event_id (written without the catalog's lock)
+    event_id VARCHAR NOT NULL,         -- UTC timestamp (YYYYMMDDTHHMMSSffffffZ) + '-' + 12 random hex: sorts in time
+    event_time TIMESTAMPTZ NOT NULL,   -- when the event was recorded (UTC)
+    action VARCHAR NOT NULL,           -- engaged | released
+    was_engaged BOOLEAN NOT NULL,      -- the state before the event (engaged twice / released while off show here)
+    reason VARCHAR NOT NULL,           -- why ('' when none was given, e.g. a release)
+    actor VARCHAR NOT NULL,            -- who: the OS user (a file's owner for source file), or the pipeline step
+    source VARCHAR NOT NULL,           -- cli | file (the switch file, seen by the sensor) | api | pipeline
+    host VARCHAR NOT NULL,             -- the machine that recorded it
+    pid BIGINT NOT NULL,               -- the recording process
+    file_path VARCHAR,                 -- the switch file (runtime/KILL_SWITCH)
+    file_mtime TIMESTAMPTZ,            -- source file: when the file was created or last touched (UTC)
+    PRIMARY KEY (event_id)
+);
