@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mqf_cli.config_cmd import config_app
 from mqf_cli.init_cmd import init
 from mqf_cli.refusals import session_or_exit, today_new_york, trading_allowed_or_exit, valid_range
 from mqf_pipeline import calendar
@@ -274,6 +275,7 @@ def backfill_cmd(
 
 
 app.command()(init)
+app.add_typer(config_app, name="config")
 
 
 @app.command()

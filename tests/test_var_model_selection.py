@@ -103,7 +103,7 @@ def test_config_selects_the_model_and_rejects_an_unknown_one() -> None:
     assert shipped.risk.var.model == "fhs_evt" and params.risk_params(shipped).var_model == "fhs_evt"
     chosen = load_settings("configs", risk={"var": {"model": "hybrid"}})
     assert params.risk_params(chosen).var_model == "hybrid"
-    with pytest.raises(ConfigError, match=r"risk.yaml: key 'var.model': Input should be 'hybrid' or 'fhs_evt'"):
+    with pytest.raises(ConfigError, match=r"risk.yaml: risk.var.model: Input should be 'hybrid' or 'fhs_evt'"):
         load_settings("configs", risk={"var": {"model": "garch"}})
     # one list of models: the settings' Literal is the risk engine's, and RiskParams refuses any other value
     assert typing.get_args(VarSettings.model_fields["model"].annotation) == VAR_MODELS

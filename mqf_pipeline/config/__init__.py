@@ -15,6 +15,7 @@ from mqf_pipeline.config.fund import (
     SignalsSettings,
     UniverseSettings,
 )
+from mqf_pipeline.config.provenance import SettingSource, effective_settings
 from mqf_pipeline.config.risk import (
     BreakerSettings,
     LimitsSettings,
@@ -46,10 +47,12 @@ __all__ = [
     "ProvidersSettings",
     "RiskSettings",
     "Section",
+    "SettingSource",
     "Settings",
     "SignalsSettings",
     "UniverseSettings",
     "VarSettings",
     "default_config_dir",
+    "effective_settings",
     "load_settings",
 ]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mqf_pipeline.config.base import ConfigError
@@ -50,17 +52,26 @@ class ConfigDeprecationWarning(DeprecationWarning):
 
 def move_deprecated_keys(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` (section name -> its mapping) with every old key of :data:`RENAMED` moved to its new key and
-    every key of :data:`REPLACED` dropped.
+    every key of :data:`REPLACED` dropped (see :func:`move_deprecated_keys_traced`)."""
+    return move_deprecated_keys_traced(data)[0]
+
+
+def move_deprecated_keys_traced(
+    data: dict[str, Any], files: Mapping[str, Path] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``data`` with the old keys moved (as :func:`move_deprecated_keys`), and new key -> the old key its value
+    came from (only where the new key was not set itself: where the effective value was read through the old key).
 
     Warns (:class:`ConfigDeprecationWarning` and a log line) once per old or replaced key found. Raises
-    :class:`ConfigError` when an old and a new key (or two old keys of one new key) carry different values.
+    :class:`ConfigError` when an old and a new key (or two old keys of one new key) carry different values; with
+    ``files`` (section -> its file) the error names the file of each key.
     """
     out = copy.deepcopy(data)
     for old, instead in REPLACED.items():
         found, _ = _pop(out, old)
         if found:
             message = f"{old} is no longer used and is ignored: {instead}"
-            warnings.warn(message, ConfigDeprecationWarning, stacklevel=2)
+            warnings.warn(message, ConfigDeprecationWarning, stacklevel=3)
             logger.warning(message)
     moved: dict[str, str] = {}  # new key -> the old key its value was moved from
     for old, new in RENAMED.items():
@@ -68,15 +79,25 @@ def move_deprecated_keys(data: dict[str, Any]) -> dict[str, Any]:
         if not found:
             continue
         message = f"{old} is deprecated: use {new} (the old key is accepted until the next release)"
-        warnings.warn(message, ConfigDeprecationWarning, stacklevel=2)
+        warnings.warn(message, ConfigDeprecationWarning, stacklevel=3)
         logger.warning(message)
         has_new, current = _get(out, new)
         if has_new and current != value:
             origin = moved.get(new, new)
-            raise ConfigError(f"{old} = {value!r} and {origin} = {current!r} are both set and differ: keep only {new}")
+            raise ConfigError(
+                f"{_where(old, files)}{old} = {value!r} and {_where(origin, files)}{origin} = {current!r} are both "
+                f"set and differ: keep only {new}"
+            )
         _set(out, new, value)
-        moved.setdefault(new, old)
-    return out
+        if not has_new:
+            moved[new] = old
+    return out, moved
+
+
+def _where(key: str, files: Mapping[str, Path] | None) -> str:
+    """``"<file>: "`` of the section of ``key`` (empty without ``files``)."""
+    section = key.split(".", 1)[0]
+    return f"{files[section]}: " if files and section in files else ""
 
 
 def _walk(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
-from mqf_pipeline.config.base import Section
+from mqf_pipeline.config.base import Section, did_you_mean
 from mqf_pipeline.market.router_types import RouterSettings
 from mqf_pipeline.modes import Mode
 
@@ -67,6 +67,10 @@ class FundSettings(Section):
     history: HistorySettings = HistorySettings()
 
 
+#: The market-data providers a priority list may name.
+KNOWN_PROVIDERS = frozenset({"simulated", "files", "yahoo", "alpaca", "fred"})
+
+
 class ProvidersSettings(Section):
     """configs/providers.yaml: which providers serve each mode, in priority order, and how to reach them.
 
@@ -96,15 +100,17 @@ class ProvidersSettings(Section):
         description="retries/backoff, token buckets (seed 000 4.2 rates), RAM cache, bandit, request chunking",
     )
 
-    @model_validator(mode="after")
-    def _known_providers(self) -> ProvidersSettings:
-        known = {"simulated", "files", "yahoo", "alpaca", "fred"}
-        for table in (self.priority, self.macro_priority):
-            for mode, names in table.items():
-                bad = [n for n in names if n not in known]
-                if bad:
-                    raise ValueError(f"mode {mode.value!r}: unknown provider(s) {bad}; known: {sorted(known)}")
-        return self
+    @field_validator("priority", "macro_priority")
+    @classmethod
+    def _known_providers(cls, value: dict[Mode, list[str]]) -> dict[Mode, list[str]]:
+        for mode, names in value.items():
+            bad = [n for n in names if n not in KNOWN_PROVIDERS]
+            if bad:
+                hint = did_you_mean(bad[0], KNOWN_PROVIDERS)
+                raise ValueError(
+                    f"mode {mode.value!r}: unknown provider(s) {bad}; known: {sorted(KNOWN_PROVIDERS)}{hint}"
+                )
+        return value
 
 
 class UniverseSettings(Section):
@@ -118,13 +124,14 @@ class UniverseSettings(Section):
     symbols: list[str] = Field(default_factory=list)
     sectors: dict[str, str] = Field(default_factory=dict, description="symbol -> sector, for real symbols")
 
-    @model_validator(mode="after")
-    def _symbols_unique(self) -> UniverseSettings:
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_unique(cls, value: list[str]) -> list[str]:
         seen: set[str] = set()
-        dup = [s for s in self.symbols if s in seen or seen.add(s)]
+        dup = [s for s in value if s in seen or seen.add(s)]
         if dup:
             raise ValueError(f"duplicate symbols {dup[:5]}")
-        return self
+        return value
 
 
 class SignalsSettings(Section):
@@ -147,16 +154,25 @@ class SignalsSettings(Section):
     )
     agent_history_sessions: int = Field(300, ge=30, description="sessions of bars/features handed to the agents")
 
-    @model_validator(mode="after")
-    def _known_agents(self) -> SignalsSettings:
-        from mqf_pipeline.agents.registry import PRESETS, known_agents
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from mqf_pipeline.agents.registry import PRESETS
 
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; known: {sorted(PRESETS)}")
-        unknown = [a for a in [*self.agents, *self.disabled, *self.agent_params] if a not in known_agents()]
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; known: {sorted(PRESETS)}{did_you_mean(value, PRESETS)}")
+        return value
+
+    @field_validator("agents", "disabled", "agent_params")
+    @classmethod
+    def _known_agents(cls, value: list[str] | dict[str, dict[str, Any]]) -> list[str] | dict[str, dict[str, Any]]:
+        from mqf_pipeline.agents.registry import known_agents
+
+        unknown = [a for a in value if a not in known_agents()]
         if unknown:
-            raise ValueError(f"unknown agent(s) {unknown}; registered: {known_agents()}")
-        return self
+            hint = did_you_mean(unknown[0], known_agents())
+            raise ValueError(f"unknown agent(s) {unknown}; registered: {known_agents()}{hint}")
+        return value
 
     def enabled_agents(self) -> list[str]:
         """The preset's agents plus the extra ones, minus the disabled, in a stable order."""

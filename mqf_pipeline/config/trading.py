@@ -3,9 +3,9 @@ orders are scheduled and what the paper broker's cost model charges."""
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from mqf_pipeline.config.base import Section
+from mqf_pipeline.config.base import Section, did_you_mean
 
 
 class ExecutionSettings(Section):
@@ -62,18 +62,10 @@ class ExecutionSettings(Section):
         "broker, filling through the cost model: your own data, no keys) | alpaca",
     )
 
-    @model_validator(mode="after")
-    def _known_strategy(self) -> ExecutionSettings:
-        known = ("MARKET", "LIMIT", "TWAP", "POV", "VWAP", "WAIT")
-        if self.default_strategy not in known:
-            raise ValueError(f"unknown execution strategy {self.default_strategy!r}; known: {list(known)}")
-        if self.broker not in ("auto", "local", "alpaca"):
-            raise ValueError(f"unknown broker {self.broker!r}; known: auto, local, alpaca")
-        if self.slippage_spike_action not in ("fallback", "halt"):
-            raise ValueError(f"unknown slippage_spike_action {self.slippage_spike_action!r}; known: fallback, halt")
-        if self.kill_switch_action not in ("halt", "derisk"):
-            raise ValueError(f"unknown kill_switch_action {self.kill_switch_action!r}; known: halt, derisk")
-        return self
+    @field_validator("default_strategy", "broker", "slippage_spike_action", "kill_switch_action")
+    @classmethod
+    def _known_choice(cls, value: str, info: ValidationInfo) -> str:
+        return _one_of(value, *_EXECUTION_CHOICES[info.field_name or ""])
 
 
 class PortfolioSettings(Section):
@@ -98,11 +90,27 @@ class PortfolioSettings(Section):
     n_factors: int = Field(20, ge=1, description="factor covariance: principal components kept")
     cov_window_sessions: int = Field(252, ge=30, description="sessions of returns behind the covariance")
 
-    @model_validator(mode="after")
-    def _known_allocator(self) -> PortfolioSettings:
-        known = ("mean_variance", "risk_parity", "kelly", "volatility_target")
-        if self.allocator not in known:
-            raise ValueError(f"unknown allocator {self.allocator!r}; known: {list(known)}")
-        if self.covariance not in ("factor", "ledoit_wolf"):
-            raise ValueError(f"unknown covariance {self.covariance!r}; known: ['factor', 'ledoit_wolf']")
-        return self
+    @field_validator("allocator", "covariance")
+    @classmethod
+    def _known_choice(cls, value: str, info: ValidationInfo) -> str:
+        return _one_of(value, *_PORTFOLIO_CHOICES[info.field_name or ""])
+
+
+#: field -> (what it names in an error, its allowed values)
+_EXECUTION_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "default_strategy": ("execution strategy", ("MARKET", "LIMIT", "TWAP", "POV", "VWAP", "WAIT")),
+    "broker": ("broker", ("auto", "local", "alpaca")),
+    "slippage_spike_action": ("slippage_spike_action", ("fallback", "halt")),
+    "kill_switch_action": ("kill_switch_action", ("halt", "derisk")),
+}
+_PORTFOLIO_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "allocator": ("allocator", ("mean_variance", "risk_parity", "kelly", "volatility_target")),
+    "covariance": ("covariance", ("factor", "ledoit_wolf")),
+}
+
+
+def _one_of(value: str, what: str, known: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``known``, else a ValueError naming the allowed values and the closest one."""
+    if value not in known:
+        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(known)}{did_you_mean(value, known)}")
+    return value
