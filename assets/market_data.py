@@ -6,6 +6,7 @@ from assets.common import RETRY, materialize_stage, md_table, stage_context, sta
 from mqf_pipeline.market.metrics_store import save_provider_metrics
 from mqf_pipeline.stages.ingest import MACRO_SERIES, IngestStage, MacroStage
 from mqf_pipeline.stages.quality import EligibilityStage, QualityStage, quality_summary
+from mqf_pipeline.storage.lake import LakeReadError
 from resources import MarketDataResource, SettingsResource, StorageResource
 
 GROUP = "market_data"
@@ -32,8 +33,38 @@ REJECTION_CHECK = dg.AssetCheckSpec(
     "rejection_rate_within_limit",
     asset="data_quality",
     blocking=True,
-    description="Fails (ERROR, blocking) when a session rejects more than max_rejection_rate of symbols.",
+    description="Fails (ERROR, blocking) when a session rejects more than max_rejection_rate of symbols, or when a "
+    "lake file the scoring reads cannot be read (named: table, session, file; `mqf lake verify --repair`).",
 )
+
+
+def _damaged_file(exc: BaseException) -> LakeReadError | None:
+    """The :class:`LakeReadError` behind ``exc`` (``materialize_stage`` wraps it in a ``dg.Failure``), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LakeReadError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _unreadable_input_check(damaged: LakeReadError) -> dg.AssetCheckResult:
+    """The blocking check failed on a damaged input file: which table, session and file, and how to repair it."""
+    return dg.AssetCheckResult(
+        check_name="rejection_rate_within_limit",
+        asset_key="data_quality",
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"cannot score quality: {damaged}",
+        metadata={
+            "unreadable_table": damaged.table,
+            "unreadable_partition": damaged.partition,
+            "unreadable_path": dg.MetadataValue.path(damaged.path),
+            "repair": "mqf lake verify --repair",
+        },
+    )
 
 
 def _common(partitions_def: dg.PartitionsDefinition) -> dict:
@@ -114,7 +145,16 @@ def _data_quality_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         """Quality score and flags per symbol and session (seed 000 sections 4.2-4.3)."""
         cfg = settings.get()
         th = cfg.quality
-        run = materialize_stage(context, QualityStage(), stage_context(context, cfg, storage.lake()))
+        try:
+            run = materialize_stage(context, QualityStage(), stage_context(context, cfg, storage.lake()))
+        except (dg.Failure, LakeReadError) as exc:
+            damaged = _damaged_file(exc)
+            if damaged is None:
+                raise
+            yield _unreadable_input_check(damaged)  # the blocking check names the file, then the step fails
+            if isinstance(exc, dg.Failure):
+                raise
+            raise dg.Failure(description=str(damaged), allow_retries=False) from exc
         summary, failing, mean_score = quality_summary(run.steps, th)
         worst = summary.sort("rejection_rate", descending=True).head(1).to_dicts()
         yield dg.MaterializeResult(

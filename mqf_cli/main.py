@@ -20,6 +20,7 @@ from rich.table import Table
 
 from mqf_cli.config_cmd import config_app
 from mqf_cli.init_cmd import init
+from mqf_cli.lake_cmd import lake_app
 from mqf_cli.refusals import session_or_exit, today_new_york, trading_allowed_or_exit, valid_range
 from mqf_pipeline import calendar
 from mqf_pipeline.config import ConfigError, Settings, load_settings
@@ -276,6 +277,7 @@ def backfill_cmd(
 
 app.command()(init)
 app.add_typer(config_app, name="config")
+app.add_typer(lake_app, name="lake")
 
 
 @app.command()

@@ -5,8 +5,8 @@ worker is healthy, but the default launcher cannot tell, so a run whose worker w
 forever, holding a run slot (``max_concurrent_runs``) and possibly the ``duckdb_writer`` pool slot. This
 sensor closes that gap on one machine: the worker's PID is in the run's first engine event; if no process
 with that PID started by the run's start time exists, the run is reported failed through the instance
-(with the reason, as an unexpected termination: run retries, configs/dagster.yaml, may rerun it once) and
-its pool slots are freed. Runs launched by a launcher that checks worker health
+(with the reason, as an unexpected termination) and its pool slots are freed; rerunning it is the
+operator's call (run retries are off: configs/dagster.yaml). Runs launched by a launcher that checks worker health
 itself are left to Dagster.
 """
 

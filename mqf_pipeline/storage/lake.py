@@ -17,9 +17,10 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import fsspec
 import polars as pl
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: What reading a damaged Parquet file raises (a truncated or overwritten file, a bad footer).
 UNREADABLE = (OSError, pa.ArrowInvalid, pl.exceptions.ComputeError, pl.exceptions.PolarsError)
+#: ... and what a full read of one may raise besides: polars panics on some garbled pages (a BaseException).
+READ_FAILURES: tuple[type[BaseException], ...] = (*UNREADABLE, pl.exceptions.PanicException)
 
 
 class LakeReadError(ValueError):
@@ -40,7 +43,7 @@ class LakeReadError(ValueError):
     def __init__(self, table: str, partition: str, path: str, cause: BaseException) -> None:
         super().__init__(
             f"{table} partition {partition}: the file {path} cannot be read ({type(cause).__name__}: {cause}); "
-            f"rematerialize that partition to replace it"
+            f"rematerialize that partition to replace it (mqf lake verify --repair)"
         )
         self.table, self.partition, self.path = table, partition, path
 
@@ -75,6 +78,61 @@ def content_hash(frame: pl.DataFrame) -> str:
     if frame.height and cols:
         h.update(frame.select(cols).hash_rows(seed=0).to_numpy().tobytes())
     return h.hexdigest()
+
+
+def partition_of(path: str) -> str:
+    """The partition key of a lake file (``.../<table>/<partition>.parquet``)."""
+    return path.rsplit("/", 1)[-1].removesuffix(".parquet")
+
+
+class _KeepOrigin:
+    """Polars builds each derived frame with ``self._from_pyldf(ldf)``: this one hands it the scan's origin."""
+
+    def __get__(self, scan: LakeScan | None, owner: type[LakeScan]) -> Callable[[Any], LakeScan]:
+        def build(ldf: Any) -> LakeScan:
+            frame = owner.__new__(owner)
+            frame._ldf = ldf
+            frame._origin = scan._origin if scan is not None else None
+            return frame
+
+        return build
+
+
+class LakeScan(pl.LazyFrame):
+    """A lazy frame over a table's lake files whose ``collect`` raises :class:`LakeReadError` naming a damaged file.
+
+    A query on a scan (``filter``, ``select``, ``join``...) stays a ``LakeScan`` carrying the lake, table and
+    files scanned, so callers keep writing ``lake.scan(t).select(...).collect()``. The fast path is polars' own:
+    only a failed collect looks for the culprit (:meth:`Lake.find_damaged`). What polars builds outside the frame
+    (``group_by(...).agg``, ``pl.concat``) is a plain lazy frame: collect the scan's part first to keep the name.
+    """
+
+    _origin: tuple[Lake, str, tuple[str, ...]] | None = None
+    _from_pyldf = _KeepOrigin()  # type: ignore[assignment]
+
+    @classmethod
+    def over(cls, lake: Lake, table: str, files: Sequence[str], lazy: pl.LazyFrame) -> LakeScan:
+        """``lazy`` (a query over ``files`` of ``table``) as a scan that names a damaged file."""
+        scan = cls._from_pyldf(lazy._ldf)
+        scan._origin = (lake, table, tuple(files))
+        return scan
+
+    def _named(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except READ_FAILURES as exc:
+            damaged = self._origin[0].find_damaged(*self._origin[1:]) if self._origin else None
+            if damaged is None:
+                raise
+            raise damaged from exc
+
+    def collect(self, *args: Any, **kwargs: Any) -> Any:  # the result of polars' collect
+        """Polars' ``collect``; a damaged file among the scanned ones raises :class:`LakeReadError`."""
+        return self._named(lambda: super(LakeScan, self).collect(*args, **kwargs))
+
+    def collect_schema(self) -> pl.Schema:
+        """Polars' ``collect_schema``; a damaged file raises :class:`LakeReadError`."""
+        return self._named(lambda: super(LakeScan, self).collect_schema())
 
 
 def partition_key(value: dt.date | str) -> str:
@@ -216,22 +274,39 @@ class Lake:
             with self.fs.open(path, "wb") as fh:
                 fh.write(buf.getvalue())
 
-    def remove_stale_temp_files(self, max_age_seconds: float = 3600.0, now: float | None = None) -> list[str]:
-        """Remove the ``*.tmp-*`` files writers killed mid-write left in a local lake, older than
-        ``max_age_seconds`` (a live writer's file is seconds old); the paths removed. Object stores have none
-        (one PUT per file)."""
+    def stale_temp_files(
+        self, max_age_seconds: float = 3600.0, now: float | None = None, tables: Iterable[str] | None = None
+    ) -> list[str]:
+        """The ``*.tmp-*`` files writers killed mid-write left in a local lake (of ``tables``, default all),
+        older than ``max_age_seconds`` (a live writer's file is seconds old). Object stores have none (one PUT
+        per file)."""
         if not self.is_local or not os.path.isdir(self._base):
             return []
         now = time.time() if now is None else now
+        base = glob.escape(os.path.abspath(self._base))
+        dirs = ["*"] if tables is None else [glob.escape(t) for t in tables]
+        stale = []
+        for pattern in (os.path.join(base, d, "*.tmp-*") for d in dirs):
+            for path in glob.glob(pattern):
+                try:
+                    if now - os.path.getmtime(path) > max_age_seconds:
+                        stale.append(path)
+                except FileNotFoundError:  # its writer finished meanwhile
+                    continue
+        return sorted(stale)
+
+    def remove_stale_temp_files(
+        self, max_age_seconds: float = 3600.0, now: float | None = None, tables: Iterable[str] | None = None
+    ) -> list[str]:
+        """Remove :meth:`stale_temp_files`; the paths removed."""
         removed = []
-        for path in glob.glob(os.path.join(glob.escape(os.path.abspath(self._base)), "*", "*.tmp-*")):
+        for path in self.stale_temp_files(max_age_seconds, now, tables):
             try:
-                if now - os.path.getmtime(path) > max_age_seconds:
-                    os.remove(path)
-                    removed.append(path)
-            except FileNotFoundError:  # its writer finished or another sweep removed it
+                os.remove(path)
+                removed.append(path)
+            except FileNotFoundError:  # another sweep removed it
                 continue
-        return sorted(removed)
+        return removed
 
     def delete(self, table: str, partition: dt.date | str) -> bool:
         path = self.path(table, partition)
@@ -247,28 +322,53 @@ class Lake:
         present = set(self.partitions(table))
         return [self.path(table, p) for p in map(partition_key, partitions) if p in present]
 
-    def scan(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> pl.LazyFrame:
-        """Lazy frame over the given (or all) partitions that exist; empty with the schema if none."""
+    def scan(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> LakeScan:
+        """Lazy frame over the given (or all) partitions that exist; empty with the schema if none. Its
+        ``collect`` names a damaged file (:class:`LakeScan`)."""
         paths = self._paths(table, partitions)
         if not paths:
-            return pl.LazyFrame(schema=table_spec(table).columns)
-        if self.is_local:
-            return pl.scan_parquet(paths)
-        return pl.concat([pl.read_parquet(self.fs.open(p, "rb").read()).lazy() for p in paths])
+            lazy = pl.LazyFrame(schema=table_spec(table).columns)
+        elif self.is_local:
+            lazy = pl.scan_parquet(paths)
+        else:
+            frames = []
+            for path in paths:
+                try:
+                    frames.append(self.read_file(path))
+                except READ_FAILURES as exc:
+                    raise LakeReadError(table, partition_of(path), path, exc) from exc
+            lazy = pl.concat(frames).lazy()
+        return LakeScan.over(self, table, paths, lazy)
 
     def read(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> pl.DataFrame:
         """The given (or all) partitions that exist; :class:`LakeReadError` names a damaged file."""
-        try:
-            return self.scan(table, partitions).collect()
-        except UNREADABLE as exc:
-            for path in self._paths(table, partitions):
+        return self.scan(table, partitions).collect()
+
+    def footer(self, path: str) -> pq.FileMetaData:
+        """The Parquet footer of one lake file (raises one of :data:`READ_FAILURES` when it is damaged)."""
+        if self.is_local:
+            return pq.read_metadata(path)
+        with self.fs.open(path, "rb") as fh:
+            return pq.read_metadata(fh)
+
+    def read_file(self, path: str) -> pl.DataFrame:
+        """Every page of one lake file (raises one of :data:`READ_FAILURES` when it is damaged)."""
+        if self.is_local:
+            return pl.read_parquet(path)
+        with self.fs.open(path, "rb") as fh:
+            return pl.read_parquet(fh.read())
+
+    def find_damaged(self, table: str, paths: Iterable[str]) -> LakeReadError | None:
+        """The first of ``paths`` that cannot be read, as a :class:`LakeReadError`; None if all can. Footers
+        first (cheap: truncated or overwritten files), then full reads (garbled pages behind a good footer)."""
+        paths = list(paths)
+        for check in (self.footer, self.read_file):
+            for path in paths:
                 try:
-                    with self.fs.open(path, "rb") as fh:
-                        pq.read_metadata(fh)
-                except UNREADABLE as cause:
-                    partition = path.rsplit("/", 1)[-1].removesuffix(".parquet")
-                    raise LakeReadError(table, partition, path, cause) from exc
-            raise
+                    check(path)
+                except READ_FAILURES as cause:
+                    return LakeReadError(table, partition_of(path), path, cause)
+        return None
 
     def read_range(self, table: str, start: dt.date, end: dt.date) -> pl.DataFrame:
         """Date partitions ``start`` <= p <= ``end`` of a date-partitioned table."""
