@@ -40,6 +40,15 @@ def _first_line(text: str) -> str:
     return lines[0].strip() if lines else "(no message)"
 
 
+def error_text(error) -> str:
+    """An error's message without the ``module.Class: `` prefix Dagster records it with, on one line."""
+    message = error.message.strip()
+    head, sep, rest = message.partition(": ")
+    if sep and head.rsplit(".", 1)[-1] == error.cls_name:
+        message = rest
+    return _first_line(message)
+
+
 def step_failure_line(event: dg.DagsterEvent, partitions: str) -> str:
     """``step [partitions]: cause``: the failure's own description if it has one, else its innermost error."""
     data = event.step_failure_data
@@ -52,7 +61,7 @@ def step_failure_line(event: dg.DagsterEvent, partitions: str) -> str:
     while error.cause is not None:
         error = error.cause
     where = f"{event.step_key} {partitions}".strip()
-    return f"{where}: {error.cls_name}: {_first_line(error.message)}"
+    return f"{where}: {error.cls_name}: {error_text(error)}"
 
 
 def failure_report(instance: dg.DagsterInstance, run_id: str, log_dir: Path) -> FailureReport:

@@ -22,6 +22,7 @@ from mqf_cli.config_cmd import config_app
 from mqf_cli.init_cmd import init
 from mqf_cli.lake_cmd import lake_app
 from mqf_cli.refusals import session_or_exit, today_new_york, trading_allowed_or_exit, valid_range
+from mqf_cli.status_cmd import status
 from mqf_pipeline import calendar
 from mqf_pipeline.config import ConfigError, Settings, load_settings
 from mqf_pipeline.report import market_data_summary
@@ -295,20 +296,7 @@ def ui(
     os.execvpe(cmd[0], cmd, os.environ)
 
 
-@app.command()
-def status(config_dir: ConfigDirOpt = None) -> None:
-    """What the lake holds: partitions per table."""
-    settings = _settings(config_dir)
-    lake = Lake(settings.lake_root)
-    from mqf_pipeline.stages.registry import written_tables
-
-    table = Table(title=f"lake {settings.lake_root}")
-    for col in ("table", "partitions", "first", "last"):
-        table.add_column(col)
-    for name in written_tables():
-        parts = lake.partitions(name)
-        table.add_row(name, str(len(parts)), parts[0] if parts else "-", parts[-1] if parts else "-")
-    Console().print(table)
+app.command()(status)
 
 
 kill_app = typer.Typer(help="The kill switch: while engaged, nothing creates orders (seed 000 section 12.2).")

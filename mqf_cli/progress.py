@@ -32,6 +32,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from mqf_cli.failures import error_text
 from mqf_pipeline.stages.base import parse_progress
 
 
@@ -260,6 +261,9 @@ def _failure_message(event) -> str:
     error = data.error if data is not None else None
     if error is None:
         return "no error recorded"
+    described = data.user_failure_data.description if data.user_failure_data else None
+    if described:
+        return described.strip().splitlines()[0]
     while error.cause is not None:
         error = error.cause
-    return f"{error.cls_name}: {error.message.strip().splitlines()[0] if error.message.strip() else ''}"
+    return f"{error.cls_name}: {error_text(error)}"

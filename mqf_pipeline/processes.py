@@ -33,4 +33,4 @@ def command_line(pid: int) -> str:
         return "(process gone)"
     except (psutil.AccessDenied, psutil.ZombieProcess):
         return "(unknown)"
-    return " ".join(parts) or "(unknown)"
+    return " ".join(" ".join(parts).split()) or "(unknown)"

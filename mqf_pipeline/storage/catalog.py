@@ -9,18 +9,52 @@ refresh is needed only when a table gets its first file or the schema changes.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from mqf_pipeline import processes
 from mqf_pipeline.storage.lake import Lake
 from mqf_pipeline.storage.schema import table_specs
 
+#: DuckDB names the holder of a conflicting lock: ``... Conflicting lock is held in <exe> (PID <n>) ...``
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+_MAX_COMMAND_CHARS = 200
+#: How long an open waits for another process to release the catalog file (s).
+LOCK_WAIT_SECONDS = 30.0
 
-class CatalogLockedError(RuntimeError):
-    """Another process holds the catalog file; the message says what to close."""
+
+class CatalogLockedError(TimeoutError):
+    """Another process held the catalog file past the wait; the message names it and what to do."""
+
+    def __init__(
+        self, message: str, path: Path | None = None, pid: int | None = None, command: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path, self.pid, self.command = path, pid, command
+
+
+def process_command(pid: int) -> str | None:
+    """The command line of process ``pid`` on one line, shortened; None if it cannot be read."""
+    command = processes.command_line(pid)
+    if command.startswith("("):  # "(process gone)" / "(unknown)"
+        return None
+    return command if len(command) <= _MAX_COMMAND_CHARS else command[: _MAX_COMMAND_CHARS - 3] + "..."
+
+
+def locked_error(path: Path, exc: Exception) -> CatalogLockedError:
+    """The clear error for DuckDB's lock conflict ``exc`` on ``path``: the holder's PID and command line."""
+    found = _HOLDER.search(str(exc))
+    if found is None:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CatalogLockedError(f"{path} is locked by another process ({detail}); close it or wait", path)
+    pid = int(found["pid"])
+    command = process_command(pid) or found["exe"] or None
+    holder = f"process {pid} ({command})" if command else f"process {pid}"
+    return CatalogLockedError(f"{path} is open in {holder}; close it or wait", path, pid, command)
 
 
 def _quote(identifier: str) -> str:
@@ -38,24 +72,28 @@ def view_sql(lake: Lake, table: str) -> str:
     return f"CREATE OR REPLACE VIEW {_quote(table)} AS SELECT {empty} WHERE false"
 
 
-def connect_with_retry(path: Path, *, read_only: bool = False, timeout_s: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open the catalog, waiting up to ``timeout_s`` for another process to release it."""
-    deadline = time.monotonic() + timeout_s
+def connect_with_retry(
+    path: Path, *, read_only: bool = False, timeout_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the catalog, waiting up to ``timeout_s`` (default :data:`LOCK_WAIT_SECONDS`) for another process to
+    release it; past that, :class:`CatalogLockedError` names the process holding it. Other IO errors propagate."""
+    deadline = time.monotonic() + (LOCK_WAIT_SECONDS if timeout_s is None else timeout_s)
     delay = 0.1
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                raise CatalogLockedError(
-                    f"cannot open {path}: {exc}. Another process holds it (a DuckDB CLI or notebook left "
-                    "open on the file?); close it and rerun."
-                ) from exc
-            time.sleep(delay)
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                # the message is the whole story: no DuckDB traceback chained under it (the CLI and the UI show
+                # the innermost error of a failed step)
+                raise locked_error(path, exc) from None
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
             delay = min(delay * 2, 2.0)
 
 
-def refresh_catalog(lake: Lake, path: Path, *, timeout_s: float = 30.0) -> dict[str, int]:
+def refresh_catalog(lake: Lake, path: Path, *, timeout_s: float | None = None) -> dict[str, int]:
     """Create or replace every view in the catalog file; returns row counts per table."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = connect_with_retry(path, timeout_s=timeout_s)
