@@ -23,7 +23,7 @@ def market_data_summary(
     key = latest.isoformat()
     quality = lake.read("data_quality", [key])
     elig = lake.read("trading_eligibility", [key])
-    bars_rows = lake.scan("price_history").select(pl.len()).collect().item() if sessions else 0
+    bars_rows = lake.query("price_history", build=lambda f: f.select(pl.len())).item() if sessions else 0
     macro = lake.read("macro_series", [key])
     vix = macro.filter(pl.col("series_id") == "VIX").get_column("value").to_list()
     rate = macro.filter(pl.col("series_id") == "SHORT_RATE").get_column("value").to_list()

@@ -1,5 +1,5 @@
 """A corrupt lake file is a named, repairable fault: verify names table, session and file for garbage, truncated,
-other-content and orphan temp files; a scan names the damaged file; the blocking quality check fails naming it;
+other-content and orphan temp files; a filtered query names the damaged file; the blocking quality check fails naming it;
 `mqf lake verify --repair` rematerializes exactly the broken partitions and nothing else changes."""
 
 from __future__ import annotations
@@ -171,16 +171,15 @@ def test_fault_clean_lake_counts_files_and_hashes(fund):
     assert report.summary() == f"all {report.files} files readable, {report.hashes} hashes match"
 
 
-def test_fault_scan_names_the_damaged_file(fund):
+def test_fault_lake_query_names_the_damaged_file(fund):
     _, lake = fund
     path = lake.path("features", "2024-02-28")
     _truncate(path)
-    query = lake.scan("features").filter(pl.col("feature") == "atr_14").select("date", "symbol", "value")
+    atr = lambda f: f.filter(pl.col("feature") == "atr_14").select("date", "symbol", "value")  # noqa: E731
     with pytest.raises(LakeReadError, match=r"features partition 2024-02-28: the file .*features/2024-02-28") as err:
-        query.collect()
+        lake.query("features", build=atr)
     assert (err.value.table, err.value.partition, err.value.path) == ("features", "2024-02-28", path)
-    joined = lake.scan("price_history").join(lake.scan("data_quality"), on=["date", "symbol"])
-    assert joined.collect().height  # scans combine as lazy frames; undamaged ones read as before
+    assert lake.query("price_history", build=lambda f: f.select("date", "close")).height  # undamaged: read as before
 
 
 def test_fault_garbled_page_behind_a_good_footer_is_named(fund):
@@ -191,7 +190,7 @@ def test_fault_garbled_page_behind_a_good_footer_is_named(fund):
     Path(path).write_bytes(bytes(data))
     lake.footer(path)  # the footer still reads
     with pytest.raises(LakeReadError, match="price_history partition 2024-02-28"):
-        lake.scan("price_history").select("date", "close").collect()
+        lake.query("price_history", build=lambda f: f.select("date", "close"))
     problem = _only(verify_lake(lake, ["price_history"]).problems, "unreadable")
     assert problem.path == path and "footer reads but a page does not" in problem.detail
 

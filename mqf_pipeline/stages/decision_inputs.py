@@ -54,11 +54,10 @@ def load_inputs(
     outputs = lake.read_range("model_outputs", first, last)
     span = [p for p in lake.partitions("features") if first.isoformat() <= p <= last.isoformat()]
     # only ATR is needed: filter in the scan (one feature of 31) instead of reading every feature row
-    atr = (
-        lake.scan("features", span)
-        .filter(pl.col("feature") == "atr_14")
-        .select("date", "symbol", pl.col("value").alias("atr"))
-        .collect()
+    atr = lake.query(
+        "features",
+        span,
+        lambda f: f.filter(pl.col("feature") == "atr_14").select("date", "symbol", pl.col("value").alias("atr")),
     )
     quality = lake.read_range("data_quality", calendar.session_offset(first, -PROVIDER_WINDOW), last)
     stored_weights = lake.partitions("agent_weights")

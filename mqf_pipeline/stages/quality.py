@@ -67,7 +67,7 @@ class EligibilityStage(Stage):
         if missing:
             raise ValueError(f"data_quality is missing for {len(missing)} session(s), e.g. {missing[:3]}")
         keys = [p for p in lake.partitions("price_history") if p <= days[-1].isoformat()]
-        bar_keys = lake.scan("price_history", keys).select("date", "symbol").collect()
+        bar_keys = lake.query("price_history", keys, lambda f: f.select("date", "symbol"))
         return split_by_day(trading_eligibility(quality, bar_keys, ctx.settings.fund.history.min_history_rows))
 
     def step(self, day: dt.date, inputs: dict[dt.date, pl.DataFrame], carried: None, ctx: RunContext) -> StepOutput:

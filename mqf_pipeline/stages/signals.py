@@ -81,7 +81,7 @@ def load_features(lake: Lake, start: dt.date, end: dt.date) -> pl.DataFrame:
     stored), in that order, then any other stored name sorted; rows sorted by (date, symbol).
     """
     span = [p for p in lake.partitions("features") if start.isoformat() <= p <= end.isoformat()]
-    long = lake.scan("features", span).select("date", "symbol", "feature", "value").collect()
+    long = lake.query("features", span, lambda f: f.select("date", "symbol", "feature", "value"))
     known = feature_names()
     if long.height == 0:
         return pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String, **dict.fromkeys(known, pl.Float64)})

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import fsspec
 import polars as pl
@@ -83,56 +82,6 @@ def content_hash(frame: pl.DataFrame) -> str:
 def partition_of(path: str) -> str:
     """The partition key of a lake file (``.../<table>/<partition>.parquet``)."""
     return path.rsplit("/", 1)[-1].removesuffix(".parquet")
-
-
-class _KeepOrigin:
-    """Polars builds each derived frame with ``self._from_pyldf(ldf)``: this one hands it the scan's origin."""
-
-    def __get__(self, scan: LakeScan | None, owner: type[LakeScan]) -> Callable[[Any], LakeScan]:
-        def build(ldf: Any) -> LakeScan:
-            frame = owner.__new__(owner)
-            frame._ldf = ldf
-            frame._origin = scan._origin if scan is not None else None
-            return frame
-
-        return build
-
-
-class LakeScan(pl.LazyFrame):
-    """A lazy frame over a table's lake files whose ``collect`` raises :class:`LakeReadError` naming a damaged file.
-
-    A query on a scan (``filter``, ``select``, ``join``...) stays a ``LakeScan`` carrying the lake, table and
-    files scanned, so callers keep writing ``lake.scan(t).select(...).collect()``. The fast path is polars' own:
-    only a failed collect looks for the culprit (:meth:`Lake.find_damaged`). What polars builds outside the frame
-    (``group_by(...).agg``, ``pl.concat``) is a plain lazy frame: collect the scan's part first to keep the name.
-    """
-
-    _origin: tuple[Lake, str, tuple[str, ...]] | None = None
-    _from_pyldf = _KeepOrigin()  # type: ignore[assignment]
-
-    @classmethod
-    def over(cls, lake: Lake, table: str, files: Sequence[str], lazy: pl.LazyFrame) -> LakeScan:
-        """``lazy`` (a query over ``files`` of ``table``) as a scan that names a damaged file."""
-        scan = cls._from_pyldf(lazy._ldf)
-        scan._origin = (lake, table, tuple(files))
-        return scan
-
-    def _named(self, call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except READ_FAILURES as exc:
-            damaged = self._origin[0].find_damaged(*self._origin[1:]) if self._origin else None
-            if damaged is None:
-                raise
-            raise damaged from exc
-
-    def collect(self, *args: Any, **kwargs: Any) -> Any:  # the result of polars' collect
-        """Polars' ``collect``; a damaged file among the scanned ones raises :class:`LakeReadError`."""
-        return self._named(lambda: super(LakeScan, self).collect(*args, **kwargs))
-
-    def collect_schema(self) -> pl.Schema:
-        """Polars' ``collect_schema``; a damaged file raises :class:`LakeReadError`."""
-        return self._named(lambda: super(LakeScan, self).collect_schema())
 
 
 def partition_key(value: dt.date | str) -> str:
@@ -322,27 +271,44 @@ class Lake:
         present = set(self.partitions(table))
         return [self.path(table, p) for p in map(partition_key, partitions) if p in present]
 
-    def scan(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> LakeScan:
-        """Lazy frame over the given (or all) partitions that exist; empty with the schema if none. Its
-        ``collect`` names a damaged file (:class:`LakeScan`)."""
+    def scan(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> pl.LazyFrame:
+        """Lazy frame over the given (or all) partitions that exist; empty with the schema if none. Collect it
+        through :meth:`query` (or use :meth:`read`) so a damaged file is named."""
         paths = self._paths(table, partitions)
         if not paths:
-            lazy = pl.LazyFrame(schema=table_spec(table).columns)
-        elif self.is_local:
-            lazy = pl.scan_parquet(paths)
-        else:
-            frames = []
-            for path in paths:
-                try:
-                    frames.append(self.read_file(path))
-                except READ_FAILURES as exc:
-                    raise LakeReadError(table, partition_of(path), path, exc) from exc
-            lazy = pl.concat(frames).lazy()
-        return LakeScan.over(self, table, paths, lazy)
+            return pl.LazyFrame(schema=table_spec(table).columns)
+        if self.is_local:
+            return pl.scan_parquet(paths)
+        frames = []
+        for path in paths:
+            try:
+                frames.append(self.read_file(path))
+            except READ_FAILURES as exc:
+                raise LakeReadError(table, partition_of(path), path, exc) from exc
+        return pl.concat(frames).lazy()
+
+    def query(
+        self,
+        table: str,
+        partitions: Iterable[dt.date | str] | None = None,
+        build: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None,
+    ) -> pl.DataFrame:
+        """``build(scan)`` collected (a filter or projection pushed into the scan); a failure caused by a damaged
+        file raises :class:`LakeReadError` naming table, partition and path. The fast path is polars' own: only a
+        failed collect looks for the culprit (:meth:`find_damaged`)."""
+        partitions = None if partitions is None else list(partitions)
+        lazy = self.scan(table, partitions)
+        try:
+            return (build(lazy) if build else lazy).collect()
+        except READ_FAILURES as exc:
+            damaged = self.find_damaged(table, self._paths(table, partitions))
+            if damaged is None:
+                raise
+            raise damaged from exc
 
     def read(self, table: str, partitions: Iterable[dt.date | str] | None = None) -> pl.DataFrame:
         """The given (or all) partitions that exist; :class:`LakeReadError` names a damaged file."""
-        return self.scan(table, partitions).collect()
+        return self.query(table, partitions)
 
     def footer(self, path: str) -> pq.FileMetaData:
         """The Parquet footer of one lake file (raises one of :data:`READ_FAILURES` when it is damaged)."""
