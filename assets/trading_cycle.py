@@ -100,9 +100,12 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
                 stage = TradingCycleStage(broker.broker() if "execution" in parts else None, parts)
             run = materialize_stage(context, stage, ctx)
         except dg.Failure as failure:
-            if isinstance(failure.__cause__, AuditWriteError):
-                context.log.critical(f"HALT: {failure.__cause__}; no decision of this run is stored")
-            raise
+            if not isinstance(failure.__cause__, AuditWriteError):
+                raise
+            context.log.critical(f"HALT: {failure.__cause__}; no decision of this run is stored")
+            raise dg.Failure(
+                description=f"CRITICAL: {failure.description}", metadata=failure.metadata, allow_retries=False
+            ) from failure.__cause__
         # results in lineage order: the booking tables feed the decisions, which feed the targets and orders
         if "execution" in parts:
             yield from execution.results(part_run(run, "execution"), tuple(ExecutionStage.TABLE_READS))

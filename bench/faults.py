@@ -139,7 +139,7 @@ def truncate(path: Path) -> None:
 
 def orphan_temp_file(drill: Drill) -> dict:
     """A writer killed mid-write left a temp file two hours ago: verify removes it."""
-    orphan = drill.lake / "bars" / f".{FIRST}.parquet.tmp-drill"
+    orphan = drill.lake / "price_history" / f"{FIRST}.parquet.tmp-drill"
     orphan.write_bytes(b"partial")
     old = time.time() - 7200
     os.utime(orphan, (old, old))
@@ -275,20 +275,24 @@ def drill_all(root: Path) -> tuple[list[dict], float]:
     if built.returncode != 0:
         raise SystemExit(f"the drill's fund did not build:\n{built.output[-3000:]}")
     build_seconds = time.monotonic() - began
-    cases = [
-        killed_run_worker(drill),
-        damaged_file(drill, "corrupt Parquet", "bars", FIRST, garbage),
-        damaged_file(drill, "truncated file", "features", calendar.session_offset(FIRST, -1), truncate),
-        orphan_temp_file(drill),
-        deleted_previous_orders(drill),
-        config_fault(drill, "misspelt config file", misspelt_file, "rsik.yaml"),
-        config_fault(drill, "duplicate key", duplicate_key, "max_turnover"),
-        config_fault(drill, "unknown key", unknown_key, "initial_navv"),
-        future_date(drill),
-        live_without_keys(drill),
-        held_duckdb_lock(drill),
-        sensor_reset_with_switch_engaged(drill),
+    steps: list[Callable[[], dict]] = [
+        lambda: killed_run_worker(drill),
+        lambda: damaged_file(drill, "corrupt Parquet", "price_history", FIRST, garbage),
+        lambda: damaged_file(drill, "truncated file", "features", calendar.session_offset(FIRST, -1), truncate),
+        lambda: orphan_temp_file(drill),
+        lambda: deleted_previous_orders(drill),
+        lambda: config_fault(drill, "misspelt config file", misspelt_file, "rsik.yaml"),
+        lambda: config_fault(drill, "duplicate key", duplicate_key, "max_turnover"),
+        lambda: config_fault(drill, "unknown key", unknown_key, "initial_navv"),
+        lambda: future_date(drill),
+        lambda: live_without_keys(drill),
+        lambda: held_duckdb_lock(drill),
+        lambda: sensor_reset_with_switch_engaged(drill),
     ]
+    cases = []
+    for step in steps:
+        cases.append(step())
+        print(json.dumps(cases[-1]), flush=True)
     return cases, build_seconds
 
 

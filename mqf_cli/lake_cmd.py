@@ -17,7 +17,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from mqf_pipeline.config import ConfigError, Settings, load_settings
 from mqf_pipeline.stages.plan import InceptionError, fund_inception
@@ -122,18 +121,15 @@ def _verify(lake: Lake, tables: list[str] | None) -> LakeReport:
 
 
 def _print_report(report: LakeReport, title: str) -> None:
-    """The problems as a table (paths folded, never cut), or the all-clear line; on stdout."""
+    """The all-clear line, or the summary and one line per problem with its whole path (to copy); on stdout."""
     out = Console(soft_wrap=True)
     if not report.problems:
         out.print(report.summary(), markup=False)
         return
-    table = Table(title=f"{title}: {report.summary()}")
-    for column in ("table", "partition", "kind", "path", "detail"):
-        table.add_column(column, overflow="fold")
+    out.print(f"{title}: {report.summary()}", markup=False)
     for p in report.problems:
         kind = f"{p.kind} (removed)" if p.fixed else p.kind
-        table.add_row(p.table, p.partition, kind, p.path, p.detail)
-    out.print(table)
+        out.print(f"  {p.table} {p.partition} {kind}: {p.path} ({p.detail})", markup=False)
 
 
 def _run_repairs(settings: Settings, repairs: list[Repair], quiet: bool) -> list[dict[str, object]]:

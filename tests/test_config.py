@@ -231,7 +231,7 @@ def test_the_regime_model_has_its_own_random_state():
         ("portfolo.yaml", "max_weight: 0.05\n", r"portfolo.yaml \(did you mean portfolio.yaml\?\)"),
     ],
 )
-def test_a_file_that_would_be_silently_ignored_is_refused(tmp_path, name, text, match):
+def test_fault_misspelt_section_file_is_refused(tmp_path, name, text, match):
     config_dir = write_configs(tmp_path)
     (config_dir / name).write_text(text)
     with pytest.raises(ConfigError, match=match):

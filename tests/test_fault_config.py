@@ -2,7 +2,7 @@
 the reason (a did-you-mean for a misspelt key), and ``mqf config check`` shows where each setting comes from.
 
 A misspelt section file (``portfolo.yaml``) is refused with a did-you-mean by
-``tests/test_config.py::test_a_file_that_would_be_silently_ignored_is_refused``; renamed keys, still read with a
+``tests/test_config.py::test_fault_misspelt_section_file_is_refused``; renamed keys, still read with a
 warning, by the ``OLD_KEYS`` tests there.
 """
 

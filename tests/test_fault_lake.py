@@ -1,5 +1,5 @@
 """A corrupt lake file is a named, repairable fault: verify names table, session and file for garbage, truncated,
-other-content and orphan temp files; a filtered query names the damaged file; the blocking quality check fails naming it;
+other-content and orphan temp files; a query names the damaged file; the blocking quality check fails naming it;
 `mqf lake verify --repair` rematerializes exactly the broken partitions and nothing else changes."""
 
 from __future__ import annotations
