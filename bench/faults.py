@@ -70,6 +70,11 @@ def killed_run_worker(drill: Drill) -> dict:
     instance = _instance(drill)
     before = lake_rows(drill.lake)
     daemon = drill.daemon()
+    # the kill lands after the daemon's first sensor tick, so detection waits for a steady-state tick (<= 30 s)
+    log = drill.runtime / "daemon.log"
+    if not _wait(lambda: "dead_run_sensor skipped" in log.read_text(errors="replace"), 300):
+        stop(daemon)
+        return case("kill -9 of a run worker", False, "the daemon never evaluated dead_run_sensor", 0, False)
     worker = drill.mqf_background("run", "--date", SECOND.isoformat(), "--no-backfill")
 
     def cycle_running() -> dg.DagsterRun | None:
@@ -90,7 +95,7 @@ def killed_run_worker(drill: Drill) -> dict:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(30)
         killed = time.monotonic()
-        ended = _wait(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE, 420, 2)
+        ended = _wait(lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE, 420, 0.5)
         seconds = time.monotonic() - killed
     finally:
         stop(worker)
