@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +111,15 @@ class Drill:
             start_new_session=True,
         )
 
+    def webserver(self, port: int) -> subprocess.Popen:
+        """Dagster's webserver over the project's workspace on 127.0.0.1:``port`` (what `mqf ui` serves)."""
+        exe = Path(sys.executable).parent / "dagster-webserver"
+        log = (self.runtime / "webserver.log").open("w")
+        cmd = [str(exe), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
     def dagster(self, *args: str) -> Command:
         """Run the ``dagster`` CLI on this runtime's instance and the project's workspace."""
         cmd = [str(Path(sys.executable).parent / "dagster"), *args, "-w", str(ROOT / "workspace.yaml")]
@@ -191,3 +201,32 @@ def broker_orders(runtime: Path) -> int:
         return 0
     with sqlite3.connect(book_path) as con:
         return int(con.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+
+
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchPipelineReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def reexecute_from_failure(port: int, run_id: str, timeout: float = 120) -> str:
+    """What the UI's "Re-execute from failure" button sends: the new run's id (waits for the webserver)."""
+    deadline = time.monotonic() + timeout
+    body = {"query": REEXECUTE, "variables": {"params": {"parentRunId": run_id, "strategy": "FROM_FAILURE"}}}
+    while True:
+        try:
+            answer = requests.post(f"http://127.0.0.1:{port}/graphql", json=body, timeout=30).json()
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    launched = answer["data"]["launchPipelineReexecution"]
+    if launched["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"re-execution refused: {launched}")
+    return launched["run"]["runId"]

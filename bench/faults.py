@@ -29,12 +29,22 @@ import dagster as dg
 import yaml
 
 from bench.common import RESULTS, report
-from bench.fault_drill import Drill, broker_orders, duplicate_orders, lake_rows, rows_lost, stop
+from bench.fault_drill import (
+    Drill,
+    broker_orders,
+    duplicate_orders,
+    lake_rows,
+    reexecute_from_failure,
+    rows_lost,
+    stop,
+)
 from mqf_pipeline import calendar
 
 #: The drill's sessions: the fund is built through FIRST, the dead run is SECOND, the switch case THIRD.
 FIRST, SECOND, THIRD = dt.date(2026, 12, 2), dt.date(2026, 12, 3), dt.date(2026, 12, 4)
 DEAD_RUN_LIMIT_SECONDS = 300
+#: The drill's webserver (the UI's GraphQL endpoint) listens here on 127.0.0.1.
+WEB_PORT = 3917
 
 
 def case(name: str, detected: bool, message: str, seconds: float, repaired: bool | None, **damage: int) -> dict:
@@ -102,16 +112,29 @@ def killed_run_worker(drill: Drill) -> dict:
         stop(daemon)
     failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
     message = failure[0].event_log_entry.dagster_event.message if failure else "run still STARTED"
-    rerun = drill.mqf("run", "--date", SECOND.isoformat(), "--no-backfill")
+    repaired = ended is not None and _reexecute_from_the_ui(drill, instance, run.run_id)
     return case(
         "kill -9 of a run worker",
         bool(ended) and seconds <= DEAD_RUN_LIMIT_SECONDS,
         message.split(". Rerun")[0],
         seconds,
-        rerun.returncode == 0,
+        repaired,
         rows_lost=rows_lost(before, lake_rows(drill.lake)),
         duplicate_orders=duplicate_orders(drill.runtime),
     )
+
+
+def _reexecute_from_the_ui(drill: Drill, instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Re-execute the dead run from failure as the UI does (GraphQL on the webserver, launched by the daemon's
+    queue and the default run launcher); True when that run succeeds."""
+    daemon, webserver = drill.daemon(), drill.webserver(WEB_PORT)
+    try:
+        child = reexecute_from_failure(WEB_PORT, run_id)
+        done = _wait(lambda: instance.get_run_by_id(child).is_finished, 900, 2)
+        return bool(done) and instance.get_run_by_id(child).status == dg.DagsterRunStatus.SUCCESS
+    finally:
+        stop(webserver)
+        stop(daemon)
 
 
 def damaged_file(drill: Drill, name: str, table: str, day: dt.date, damage: Callable[[Path], None]) -> dict:
