@@ -21,10 +21,21 @@ market_data_job = dg.define_asset_job(
 
 daily_cycle_job = dg.define_asset_job(
     "daily_cycle_job",
-    selection=dg.AssetSelection.groups("market_data", "signals", "decisions", "risk", "portfolio", "execution"),
+    selection=dg.AssetSelection.groups(
+        "market_data", "signals", "decisions", "risk", "portfolio", "execution", "slippage"
+    ),
     description="The fund's cycle for a session (or a range): the data layer, features, regimes and agent "
     "signals, the meta-brain's decisions with their audit, the risk state, the portfolio targets, then "
-    "execution: fills of the previous session's orders, positions, and this session's orders at the broker.",
+    "execution: fills of the previous session's orders, positions, and this session's orders at the broker; "
+    "then the loop back: the slippage model refitted on the fills.",
+)
+
+slippage_refit_job = dg.define_asset_job(
+    "slippage_refit_job",
+    selection=dg.AssetSelection.groups("slippage"),
+    description="Refit the slippage model (seed 002 Part 5) on the fills stored up to a session and score the "
+    "previous fit on that session's fills. Requested by slippage_refit_sensor when enough new fills arrived, "
+    "and weekly by slippage_weekly_refit.",
 )
 
 research_cycle_job = dg.define_asset_job(

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from jobs.asset_jobs import daily_cycle_job
+from jobs.asset_jobs import daily_cycle_job, slippage_refit_job
 from jobs.child_orders import child_orders_job
 from mqf_pipeline import calendar
 from mqf_pipeline.config import load_settings
@@ -77,5 +77,21 @@ def intraday_child_orders(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"children-{at.isoformat()}", tags={"mqf/schedule": "intraday_child_orders"})
 
 
-SCHEDULES = [weekly_strategic_rebalance, daily_tactical_rebalance, intraday_child_orders]
+@dg.schedule(
+    job=slippage_refit_job,
+    cron_schedule="0 6 * * 6",
+    execution_timezone=NEW_YORK,
+    name="slippage_weekly_refit",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Saturdays 06:00 New York: refit the slippage model on every fill up to the week's last session. "
+    "STOPPED by default: the daily cycle refits at every session and slippage_refit_sensor catches fills booked "
+    "outside it; start it where the slippage group is not part of the daily runs.",
+)
+def slippage_weekly_refit(context: dg.ScheduleEvaluationContext):
+    day = context.scheduled_execution_time.astimezone(_NY).date()
+    session = day if calendar.is_session(day) else calendar.previous_session(day)
+    return dg.RunRequest(run_key=f"slippage-weekly-{session.isoformat()}", partition_key=session.isoformat())
+
+
+SCHEDULES = [weekly_strategic_rebalance, daily_tactical_rebalance, intraday_child_orders, slippage_weekly_refit]
 __all__ = ["SCHEDULES", "daily_tactical_rebalance", "intraday_child_orders", "weekly_strategic_rebalance"]

@@ -7,16 +7,24 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import market_data, signals, trading_cycle
+from assets import market_data, signals, slippage, trading_cycle
 from assets.catalog import duckdb_catalog
 from assets.partitions import trading_day_partitions
 from assets.warm_up import fund_history
-from jobs import catalog_job, child_orders_job, daily_cycle_job, market_data_job, research_cycle_job, warm_up_job
+from jobs import (
+    catalog_job,
+    child_orders_job,
+    daily_cycle_job,
+    market_data_job,
+    research_cycle_job,
+    slippage_refit_job,
+    warm_up_job,
+)
 from jobs.schedules import SCHEDULES
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.stages.plan import fund_inception
 from resources import BrokerResource, KillSwitchResource, MarketDataResource, SettingsResource, StorageResource
-from sensors import dead_run_sensor, kill_switch_sensor
+from sensors import dead_run_sensor, kill_switch_sensor, slippage_refit_sensor
 
 
 def build_resources(config_dir: str = "") -> dict[str, dg.ConfigurableResource]:
@@ -38,6 +46,7 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
         *market_data.build(partitions_def),
         *signals.build(partitions_def),
         *trading_cycle.build(partitions_def),
+        *slippage.build(partitions_def),
         duckdb_catalog,
     ]
 
@@ -45,8 +54,16 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
 # the fund's inception (its first daily partition): from configs/fund.yaml, or recorded by the first run
 TRADING_DAYS = trading_day_partitions(fund_inception(load_settings()))
 ASSETS = build_assets(TRADING_DAYS)
-JOBS = [warm_up_job, daily_cycle_job, research_cycle_job, market_data_job, catalog_job, child_orders_job]
+JOBS = [
+    warm_up_job,
+    daily_cycle_job,
+    research_cycle_job,
+    market_data_job,
+    catalog_job,
+    child_orders_job,
+    slippage_refit_job,
+]
 
-SENSORS = [kill_switch_sensor, dead_run_sensor]
+SENSORS = [kill_switch_sensor, dead_run_sensor, slippage_refit_sensor]
 
 defs = dg.Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS, resources=build_resources())

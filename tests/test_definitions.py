@@ -41,6 +41,8 @@ EXPECTED_ASSETS = {
     "account": ("execution", True),
     "orders": ("execution", True),
     "execution_decisions": ("execution", True),
+    "slippage_model_coeffs": ("slippage", True),
+    "slippage_prediction_errors": ("slippage", True),
 }
 
 

@@ -91,7 +91,7 @@ def test_catalog_views_answer_sql(deployment):
     settings = settings_for(config_dir)
     counts = refresh_catalog(Lake(settings.lake_root), settings.catalog_path)
     assert counts["price_history"] == 20 * len(SESSIONS)
-    assert counts["slippage_model_coeffs"] == 0  # declared, typed, empty
+    assert counts["cycle_meta"] == 0  # declared, typed, empty (no stage writes it yet)
     con = duckdb.connect(str(settings.catalog_path), read_only=True)
     try:
         n = con.execute("SELECT count(DISTINCT symbol) FROM price_history WHERE date = ?", [END]).fetchone()[0]

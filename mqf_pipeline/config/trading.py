@@ -8,6 +8,30 @@ from pydantic import Field, ValidationInfo, field_validator
 from mqf_pipeline.config.base import Section, did_you_mean
 
 
+class SlippageModelSettings(Section):
+    """execution.slippage_model: the fitted slippage model of seed 002 Part 5 and its feedback actions
+    (:mod:`mqf_pipeline.slippage`)."""
+
+    target: str = Field(
+        "cost_vs_mid", description="cost_vs_mid (impact + half spread) | slippage_bps (vs the open) | total_cost_bps"
+    )
+    shrinkage: float = Field(10.0, ge=0.0, description="k: the pooled fit counts as k pseudo-fills per symbol")
+    min_fills: int = Field(2, ge=1, description="fewer fills than this and a symbol uses the pooled coefficients")
+    min_pooled_fills: int = Field(20, ge=1, description="fewer usable fills in all: nothing fitted, static default")
+    lookback_days: int | None = Field(None, ge=1, description="calendar days of fills behind a fit (null: all)")
+    refit_min_new_fills: int = Field(
+        50, ge=1, description="slippage_refit_sensor: new fills since the last refit that request a refit"
+    )
+    feedback_threshold_bps: float = Field(25.0, description="a session's slippage above this triggers the actions")
+    feedback_pov_above_bps: float = Field(50.0, description="above this the preferred schedule is POV, else TWAP")
+    feedback_hold_sessions: int = Field(5, ge=1, description="sessions the feedback actions stay in force")
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        return _one_of(value, "slippage target", ("cost_vs_mid", "slippage_bps", "total_cost_bps"))
+
+
 class ExecutionSettings(Section):
     """configs/execution.yaml: orders from target weights, the execution policy and its guards (seed 002
     section 3.4), and the paper broker's cost model."""
@@ -55,6 +79,7 @@ class ExecutionSettings(Section):
         description="halt: while the kill switch is engaged no order is sent | derisk: the switch is a breach, "
         "the emergency cut (reductions only, to emergency_max_gross) is sent and nothing else",
     )
+    slippage_model: SlippageModelSettings = Field(default_factory=SlippageModelSettings)
     alpaca_url_override: str | None = Field(None, description="Alpaca trading base URL (tests, proxies)")
     broker: str = Field(
         "auto",

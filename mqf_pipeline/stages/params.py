@@ -16,6 +16,7 @@ from mqf_pipeline.portfolio.rebalance import EMERGENCY, STRATEGIC
 from mqf_pipeline.risk import breakers
 from mqf_pipeline.risk import limits as lim
 from mqf_pipeline.risk.book import RiskParams
+from mqf_pipeline.slippage.params import FeedbackParams, FillSpec, SlippageParams
 
 
 def breaker_params(settings: Settings) -> breakers.BreakerParams:
@@ -126,3 +127,28 @@ def policy_params(settings: Settings) -> PolicyParams:
 def emergency_params(settings: Settings) -> EmergencyParams:
     """The emergency rebalance's cut (configs/execution.yaml)."""
     return EmergencyParams(max_gross=settings.execution.emergency_max_gross)
+
+
+def slippage_params(settings: Settings) -> SlippageParams:
+    """The fitted slippage model (configs/execution.yaml ``slippage_model``); the static default it falls back
+    on is the execution policy's own expected cost."""
+    s = settings.execution.slippage_model
+    return SlippageParams(
+        shrinkage=s.shrinkage,
+        min_fills=s.min_fills,
+        min_pooled_fills=s.min_pooled_fills,
+        lookback_days=s.lookback_days,
+        fills=FillSpec(target=s.target),
+        static=policy_params(settings),
+    )
+
+
+def feedback_params(settings: Settings) -> FeedbackParams:
+    """Seed 002 section 5.5's feedback actions (configs/execution.yaml ``slippage_model``)."""
+    s = settings.execution.slippage_model
+    return FeedbackParams(
+        threshold_bps=s.feedback_threshold_bps,
+        pov_above_bps=s.feedback_pov_above_bps,
+        hold_sessions=s.feedback_hold_sessions,
+        fills=FillSpec(target=s.target),
+    )

@@ -17,6 +17,7 @@ from mqf_pipeline.stages.portfolio import PortfolioStage
 from mqf_pipeline.stages.quality import EligibilityStage, QualityStage
 from mqf_pipeline.stages.regimes import RegimeStage
 from mqf_pipeline.stages.signals import SignalStage
+from mqf_pipeline.stages.slippage import SlippageStage
 
 STAGES: tuple[type[Stage], ...] = (
     IngestStage,
@@ -29,6 +30,7 @@ STAGES: tuple[type[Stage], ...] = (
     DecisionStage,
     PortfolioStage,
     ExecutionStage,
+    SlippageStage,
 )
 
 #: The stages the warm-up runs over the sessions before the inception (everything before the trading cycle:
