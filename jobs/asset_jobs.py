@@ -22,12 +22,13 @@ market_data_job = dg.define_asset_job(
 daily_cycle_job = dg.define_asset_job(
     "daily_cycle_job",
     selection=dg.AssetSelection.groups(
-        "market_data", "signals", "decisions", "risk", "portfolio", "execution", "slippage"
+        "market_data", "signals", "learning", "decisions", "risk", "portfolio", "execution", "slippage"
     ),
     description="The fund's cycle for a session (or a range): the data layer, features, regimes and agent "
-    "signals, the meta-brain's decisions with their audit, the risk state, the portfolio targets, then "
-    "execution: fills of the previous session's orders, positions, and this session's orders at the broker; "
-    "then the loop back: the slippage model refitted on the fills.",
+    "signals, the agent weights learned from the outcomes up to the session, the meta-brain's decisions with "
+    "their audit, the risk state, the portfolio targets, then execution: fills of the previous session's orders, "
+    "positions, and this session's orders at the broker; then the loop back: the slippage model refitted on the "
+    "fills.",
 )
 
 slippage_refit_job = dg.define_asset_job(
@@ -40,7 +41,7 @@ slippage_refit_job = dg.define_asset_job(
 
 research_cycle_job = dg.define_asset_job(
     "research_cycle_job",
-    selection=dg.AssetSelection.groups("market_data", "signals", "decisions", "risk", "portfolio"),
+    selection=dg.AssetSelection.groups("market_data", "signals", "learning", "decisions", "risk", "portfolio"),
     description="The cycle without execution (research): data, signals, decisions with the risk state and the "
     "portfolio targets. Decisions measure risk on the positions stored for a session where execution has "
     "booked it, else on the decided book marked with returns (risk_state.book_source says which).",

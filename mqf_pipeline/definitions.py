@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import market_data, signals, slippage, trading_cycle
+from assets import learning, market_data, signals, slippage, trading_cycle
 from assets.catalog import duckdb_catalog
 from assets.partitions import trading_day_partitions
 from assets.warm_up import fund_history
@@ -45,6 +45,7 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
         fund_history,
         *market_data.build(partitions_def),
         *signals.build(partitions_def),
+        *learning.build(partitions_def),
         *trading_cycle.build(partitions_def),
         *slippage.build(partitions_def),
         duckdb_catalog,

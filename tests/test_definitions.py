@@ -42,6 +42,8 @@ EXPECTED_ASSETS = {
     "orders": ("execution", True),
     "execution_decisions": ("execution", True),
     "slippage_model_coeffs": ("slippage", True),
+    "agent_weights": ("learning", True),
+    "agent_performance": ("learning", True),
     "slippage_prediction_errors": ("slippage", True),
 }
 

@@ -134,6 +134,19 @@ class UniverseSettings(Section):
         return value
 
 
+class LearningSettings(Section):
+    """signals.learning: the online agent-weight learning of seed 002 Part 2 (:mod:`mqf_pipeline.learning`)."""
+
+    eta: float = Field(0.1, gt=0.0, description="exponentiated-gradient learning rate on rewards in [0, 1]")
+    floor: float = Field(0.05, ge=0.0, lt=1.0, description="minimum agent weight")
+    cap: float = Field(0.40, gt=0.0, le=1.0, description="maximum agent weight")
+    lookback_sessions: int = Field(21, ge=2, description="sessions behind the rolling Sharpe and hit rate")
+    half_life_sessions: float = Field(10.0, gt=0.0, description="decay half-life of those statistics")
+    risk_aversion: float = Field(0.1, ge=0.0, description="lambda in reward = realized - lambda x risk")
+    min_sessions: int = Field(21, ge=1, description="outcome sessions before learned weights replace the preset's")
+    ts_discount: float = Field(0.99, gt=0.0, le=1.0, description="Thompson sampling: discount per session")
+
+
 class SignalsSettings(Section):
     """configs/signals.yaml: features, regimes and the alpha agents.
 
@@ -153,6 +166,7 @@ class SignalsSettings(Section):
         20240101, ge=0, description="random state of the HMM fits (its own setting, not the simulator's seed)"
     )
     agent_history_sessions: int = Field(300, ge=30, description="sessions of bars/features handed to the agents")
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @field_validator("preset")
     @classmethod

@@ -98,6 +98,8 @@ def decayed_window_stats(
     ``decay ** j``. The mean is NaN with no observation, the std with fewer than 2. Shapes (T, N).
     """
     n = x.shape[1]
+    if x.shape[0] == 0:  # no outcome session yet
+        return np.zeros((0, n)), np.zeros((0, n)), np.zeros((0, n))
     padded = np.vstack([np.full((lookback - 1, n), np.nan), x])
     win = np.lib.stride_tricks.sliding_window_view(padded, lookback, axis=0)  # (T, N, lookback), oldest first
     ok = np.isfinite(win)

@@ -104,10 +104,11 @@ def provider_confidence(quality: pl.DataFrame, window: int = PROVIDER_WINDOW) ->
 
 
 def agent_weights_for(day: dt.date, inputs: CycleInputs, static: dict[str, float]) -> tuple[dict[str, float], str]:
-    """Learned weights stored before ``day`` (newest date), else the preset's static weights."""
+    """Learned weights stored up to ``day`` (newest date: those of ``day`` are learned from the outcomes known at
+    its close, the meta-brain's decision time), else the preset's static weights."""
     learned = inputs.learned_weights
     if learned.height:
-        prior = learned.filter(pl.col("date") < day)
+        prior = learned.filter(pl.col("date") <= day)
         if prior.height:
             newest = prior.filter(pl.col("date") == prior["date"].max())
             weights = {r["agent_name"]: float(r["weight"]) for r in newest.iter_rows(named=True)}

@@ -10,6 +10,7 @@ from mqf_pipeline.decisions import meta_brain as mb
 from mqf_pipeline.execution import simulator as sim
 from mqf_pipeline.execution.policy import PolicyParams
 from mqf_pipeline.execution.strategies import Strategy
+from mqf_pipeline.learning import WeightLearningParams
 from mqf_pipeline.portfolio import optimizer
 from mqf_pipeline.portfolio.emergency import EmergencyParams
 from mqf_pipeline.portfolio.rebalance import EMERGENCY, STRATEGIC
@@ -151,4 +152,19 @@ def feedback_params(settings: Settings) -> FeedbackParams:
         pov_above_bps=s.feedback_pov_above_bps,
         hold_sessions=s.feedback_hold_sessions,
         fills=FillSpec(target=s.target),
+    )
+
+
+def learning_params(settings: Settings) -> WeightLearningParams:
+    """The agent-weight learner (configs/signals.yaml ``learning``)."""
+    s = settings.signals.learning
+    return WeightLearningParams(
+        eta=s.eta,
+        floor=s.floor,
+        cap=s.cap,
+        lookback=s.lookback_sessions,
+        half_life=s.half_life_sessions,
+        risk_aversion=s.risk_aversion,
+        min_sessions=s.min_sessions,
+        ts_discount=s.ts_discount,
     )

@@ -1,9 +1,9 @@
 """Every stage of the fund in pipeline order, and the lineage derived from their ``READS``/``WRITES``.
 
 This is the one place lineage is declared: an asset's dependencies are the assets writing the tables
-its stage reads (a table no stage writes yet, such as ``agent_weights`` before the learning loop, is
-read when present and adds no dependency), plus the warm-up history (:data:`HISTORY_ASSET`) for a stage
-reading a table the warm-up holds: its first sessions' look-back lies in the warm-up.
+its stage reads (a table no stage writes is read when present and adds no dependency), plus the warm-up
+history (:data:`HISTORY_ASSET`) for a stage reading a table the warm-up holds: its first sessions' look-back
+lies in the warm-up.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from mqf_pipeline.stages.decisions import DecisionStage
 from mqf_pipeline.stages.execution import ExecutionStage
 from mqf_pipeline.stages.features import FeaturesStage
 from mqf_pipeline.stages.ingest import IngestStage, MacroStage
+from mqf_pipeline.stages.learning import LearningStage
 from mqf_pipeline.stages.portfolio import PortfolioStage
 from mqf_pipeline.stages.quality import EligibilityStage, QualityStage
 from mqf_pipeline.stages.regimes import RegimeStage
@@ -27,15 +28,19 @@ STAGES: tuple[type[Stage], ...] = (
     FeaturesStage,
     RegimeStage,
     SignalStage,
+    LearningStage,
     DecisionStage,
     PortfolioStage,
     ExecutionStage,
     SlippageStage,
 )
 
-#: The stages the warm-up runs over the sessions before the inception (everything before the trading cycle:
-#: the look-back of the daily cycle). The trading cycle never runs there: the fund did not exist yet.
-WARM_UP_STAGES: tuple[type[Stage], ...] = STAGES[: STAGES.index(DecisionStage)]
+#: The stages the warm-up runs over the sessions before the inception (the data and signal stages: the look-back
+#: of the daily cycle). The trading cycle never runs there (the fund did not exist yet), nor does the learning of
+#: agent weights, whose outcomes are the fund's own from its inception.
+WARM_UP_STAGES: tuple[type[Stage], ...] = tuple(
+    s for s in STAGES[: STAGES.index(DecisionStage)] if s is not LearningStage
+)
 
 #: The asset materializing the warm-up history (one non-partitioned asset, group ``warm_up``).
 HISTORY_ASSET = "fund_history"
