@@ -52,6 +52,7 @@ def market_data_summary(
         ),
         "agents_without_data": _agents_without_data(lake, latest, outputs, agent_weights),
         **decision_summary(lake, latest),
+        **learning_summary(lake, latest),
     }
 
 
@@ -84,6 +85,24 @@ def _limit_var(row: dict[str, object]) -> object:
     """The VaR the var_95 limit checked in a risk_state row: the hybrid, or the conditional one (var_model)."""
     model = row.get("var_model") or "hybrid"
     return row["var_hybrid"] if model == "hybrid" else row.get("var_conditional")
+
+
+def learning_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
+    """The loop back at session ``latest``: the agent weights in force and how they were set, and the slippage
+    model refitted on the fills (None where not materialized)."""
+    key = latest.isoformat()
+    out: dict[str, object] = {}
+    if lake.exists("agent_weights", key):
+        weights = lake.read("agent_weights", [key]).sort("weight", descending=True)
+        shown = ", ".join(f"{a} {w:.2f}" for a, w in weights.select("agent_name", "weight").iter_rows())
+        out["agent_weights"] = f"{shown} ({weights['algorithm_used'][0]})" if weights.height else None
+    if lake.exists("slippage_model_coeffs", key):
+        pooled = lake.read("slippage_model_coeffs", [key]).filter(pl.col("symbol") == "*")
+        if pooled.height:
+            r = pooled.row(0, named=True)
+            fit = f"R^2 {r['r_squared']:.2f}, " if r["r_squared"] is not None else ""
+            out["slippage_model"] = f"{r['status']} ({fit}{r['n_observations']} fills)"
+    return out
 
 
 def decision_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
