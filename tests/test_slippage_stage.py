@@ -90,3 +90,18 @@ def test_definitions_have_the_slippage_group_job_schedule_and_sensor() -> None:
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     cycle = {k.to_user_string() for k in defs.resolve_job_def("daily_cycle_job").asset_layer.selected_asset_keys}
     assert keys <= cycle
+
+
+def test_the_orders_of_d_are_priced_by_the_model_stored_for_d(fund: Path) -> None:
+    """The execution policy's expected cost of an aggressive order at D is the stored coefficients of D applied to
+    the order's size/ADV, volatility and spread (the symbol's row, else the pooled '*'): tolerance 1e-9 bps."""
+    lake = Lake(settings_for(fund).lake_root)
+    decisions = lake.read("execution_decisions", [END]).filter(pl.col("action") != "LIMIT")
+    coeffs = lake.read("slippage_model_coeffs", [END])
+    assert decisions.height and decisions["policy"].str.contains(f"fitted slippage model \\({END}").all()
+    rows = {r["symbol"]: r for r in coeffs.iter_rows(named=True)}
+    for d in decisions.iter_rows(named=True):
+        c = rows.get(d["symbol"]) if rows.get(d["symbol"], {}).get("status") not in (None, "pooled_only") else rows["*"]
+        q, s, sp = d["size_adv"], d["volatility"], d["spread_bps"]
+        expected = c["alpha_0"] + c["alpha_1"] * q + c["alpha_2"] * s + c["alpha_3"] * sp + c["alpha_4"] * q * s
+        assert abs(d["expected_cost_bps"] - expected) < 1e-9, d["symbol"]

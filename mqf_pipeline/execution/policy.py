@@ -28,6 +28,9 @@ class OrderState:
     sigma: float  # daily volatility, decimal
     spread_bps: float
     time_remaining: float = 1.0  # orders start at the next session's open
+    #: the fitted slippage model's expected cost of an aggressive schedule (bps vs the mid); None: the static
+    #: cost model's (seed 002 Part 5: the model refitted on the fund's own fills replaces the default)
+    fitted_cost_bps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,17 @@ class PolicyParams:
     cost: sim.CostParams = field(default_factory=sim.CostParams)
 
 
-def choose(state: OrderState, policy: PolicyParams, *, kill_switch: bool) -> Choice:
-    """The schedule for one order and why (fallback reasons: SLIPPAGE_SPIKE, SIZE_ADV, EXPECTED_COST)."""
+def choose(state: OrderState, policy: PolicyParams, *, kill_switch: bool, preferred: Strategy | None = None) -> Choice:
+    """The schedule for one order and why (fallback reasons: SLIPPAGE_SPIKE, SIZE_ADV, EXPECTED_COST; and
+    SLIPPAGE_FEEDBACK when seed 002 section 5.5's feedback prefers a schedule for the symbol, ``preferred``)."""
     params = policy.cost
     action, reasons = Strategy(policy.default_strategy), []
     if kill_switch:
         action = Strategy.MARKET
         reasons.append("SLIPPAGE_SPIKE")
+    elif preferred is not None and preferred is not action:
+        action = preferred
+        reasons.append("SLIPPAGE_FEEDBACK")
     if state.size_adv > policy.twap_above_size_adv and action is Strategy.MARKET:
         action = Strategy.TWAP
         reasons.append("SIZE_ADV")
@@ -69,8 +76,11 @@ def choose(state: OrderState, policy: PolicyParams, *, kill_switch: bool) -> Cho
 
 
 def _expected(action: Strategy, state: OrderState, params: sim.CostParams) -> float | None:
-    """Expected cost in bps of an aggressive schedule; None for LIMIT, whose risk is not filling (the
+    """Expected cost in bps of an aggressive schedule (the fitted model's when the state carries it, else the
+    static cost model's); None for LIMIT, whose risk is not filling (the
     simulator gives its fill probability, not a cost), so no model estimate is recorded for it."""
     if action is Strategy.LIMIT:
         return None
+    if state.fitted_cost_bps is not None:
+        return state.fitted_cost_bps
     return float(sim.expected_cost_bps(action, state.size_adv, state.sigma, state.spread_bps, params))

@@ -44,6 +44,7 @@ from mqf_pipeline.portfolio.emergency import EmergencyParams, emergency_targets,
 from mqf_pipeline.portfolio.rebalance import risk_breaches
 from mqf_pipeline.stages.base import KillSwitch, RunContext, Stage, StepOutput
 from mqf_pipeline.stages.child_work import settle_children
+from mqf_pipeline.stages.execution_costs import session_costs
 from mqf_pipeline.stages.execution_gates import order_blocker
 from mqf_pipeline.stages.execution_inputs import (
     Carried,
@@ -109,6 +110,7 @@ class Booked:
     positions: pl.DataFrame
     account: dict
     spike_sessions_left: int
+    fills: pl.DataFrame  # every fill up to D's (execution_feedback): the slippage model of D learns from them
 
     def rows(self) -> dict[str, pl.DataFrame]:
         """The booking tables of the session."""
@@ -224,7 +226,9 @@ class ExecutionStage(Stage):
             )
         _reconcile(day, ledger, self.broker, self.latest_session)
         account = account_row(day, ledger, positions, nav, fills, dividends, self.broker.name, spike_left)
-        return Booked(day, ledger, nav, quotes, regime_name, outcomes, feedback, positions, account, spike_left)
+        history = carried.fills if carried.fills is not None else pl.DataFrame()
+        fills = pl.concat([history, feedback], how="diagonal_relaxed") if feedback.height else history
+        return Booked(day, ledger, nav, quotes, regime_name, outcomes, feedback, positions, account, spike_left, fills)
 
     def order(
         self,
@@ -266,6 +270,7 @@ class ExecutionStage(Stage):
                 settings.execution,
                 policy_params(settings),
                 booked.spike_sessions_left > 0 or emergency is not None,
+                session_costs(booked.fills, day, settings),
             )
         # kill_switch_action "derisk": the switch is a breach; its cut (reductions only) goes, nothing else
         kill_check = (lambda: None) if derisk_on_kill else (lambda: kill_switch_reason(ctx.kill_switch))
@@ -284,7 +289,8 @@ class ExecutionStage(Stage):
             notes,
         )
         rows = {**booked.rows(), "orders": orders, "execution_decisions": decisions}
-        return StepOutput(day, rows, Carried(booked.ledger, orders, decisions, booked.spike_sessions_left), result)
+        nxt = Carried(booked.ledger, orders, decisions, booked.spike_sessions_left, booked.fills)
+        return StepOutput(day, rows, nxt, result)
 
     def _settle(
         self, day: dt.date, inputs: ExecutionInputs, market: pl.DataFrame, carried: Carried, lake: Lake

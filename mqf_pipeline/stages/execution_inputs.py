@@ -41,6 +41,7 @@ class Carried:
     orders: pl.DataFrame  # orders(D-1)
     decisions: pl.DataFrame  # execution_decisions(D-1)
     spike_sessions_left: int = 0
+    fills: pl.DataFrame | None = None  # execution_feedback before D: what the slippage model learns from
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,9 @@ def load_carried(lake: Lake, day: dt.date, initial_cash: float) -> Carried:
     prev = previous_partition(
         lake, "account", day, error=ExecutionStateError, what="the execution assets", state="the positions"
     )
+    fills = _fills_before(lake, day)
     if prev is None:
-        return Carried(Ledger(cash=initial_cash), _empty("orders"), _empty("execution_decisions"))
+        return Carried(Ledger(cash=initial_cash), _empty("orders"), _empty("execution_decisions"), 0, fills)
     stored = {
         table: read_previous(lake, table, prev, error=ExecutionStateError, what="the execution assets")
         for table in ("account", "positions", "orders", "execution_decisions")
@@ -172,7 +174,13 @@ def load_carried(lake: Lake, day: dt.date, initial_cash: float) -> Carried:
     ledger = Ledger.from_rows(
         float(account["cash"]), float(account["realized_pnl"]), stored["positions"].iter_rows(named=True)
     )
-    return Carried(ledger, stored["orders"], stored["execution_decisions"], int(account["spike_sessions_left"]))
+    spike_left = int(account["spike_sessions_left"])
+    return Carried(ledger, stored["orders"], stored["execution_decisions"], spike_left, fills)
+
+
+def _fills_before(lake: Lake, day: dt.date) -> pl.DataFrame:
+    """Every fill stored before ``day`` (execution_feedback): the slippage model of each session learns from them."""
+    return lake.read("execution_feedback", [p for p in lake.partitions("execution_feedback") if p < day.isoformat()])
 
 
 def _empty(table: str) -> pl.DataFrame:

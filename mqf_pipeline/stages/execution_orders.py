@@ -25,6 +25,7 @@ from mqf_pipeline.execution.orders import (
     client_order_id,
     round_qty,
 )
+from mqf_pipeline.stages.execution_costs import SessionCosts
 from mqf_pipeline.stages.execution_gates import OrderBlocker
 from mqf_pipeline.storage.schema import row_schema
 
@@ -47,6 +48,7 @@ def plan_orders(
     cfg,
     policy_params: policy.PolicyParams,
     spike: bool,
+    costs: SessionCosts | None = None,
 ) -> list[dict]:
     """Orders moving each position to target_weight x NAV / close; a trade crossing zero is two legs.
 
@@ -75,10 +77,11 @@ def plan_orders(
             if qty <= 0:
                 continue
             side = Side.BUY if delta > 0 else Side.SELL
-            state = policy.OrderState(
-                size_adv=qty / q["adv"], sigma=float(q["sigma"]), spread_bps=float(q["spread_bps"])
-            )
-            choice = policy.choose(state, policy_params, kill_switch=spike)
+            size_adv, sigma, spread = qty / q["adv"], float(q["sigma"]), float(q["spread_bps"])
+            fitted = costs.fitted_bps(symbol, size_adv, sigma, spread) if costs is not None else None
+            state = policy.OrderState(size_adv=size_adv, sigma=sigma, spread_bps=spread, fitted_cost_bps=fitted)
+            preferred = costs.preferred.get(symbol) if costs is not None else None
+            choice = policy.choose(state, policy_params, kill_switch=spike, preferred=preferred)
             out.append(
                 {
                     # a LIMIT schedule goes out as a limit order at limit_offset_bps through the last close
@@ -102,6 +105,7 @@ def plan_orders(
                     "target_weight": weight,
                     "state": state,
                     "choice": choice,
+                    "policy": f"{policy.POLICY}; cost: {costs.label}" if costs is not None else policy.POLICY,
                 }
             )
     return out
@@ -210,5 +214,5 @@ def _decision_row(day: dt.date, p: dict) -> dict:
         "fallback_reason": ch.fallback_reason,
         "date": day,
         "expected_cost_bps": ch.expected_cost_bps,
-        "policy": policy.POLICY,
+        "policy": p.get("policy", policy.POLICY),
     }

@@ -1,0 +1,59 @@
+"""What the fills so far teach the orders of a session (seed 002 Part 5): the expected cost from the slippage
+model fitted on every fill up to the session, and the feedback actions' preferred schedules.
+
+The orders of session D trade during D+1; the model is fitted on the fills up to D (the ones booked at D
+included: the same fit as ``slippage_model_coeffs`` of D), and the actions in force at D+1 come from the same
+fills. While too few fills exist the policy keeps the static cost model and says so. Pure: the inputs are the
+fills, the session and the settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from mqf_pipeline import calendar
+from mqf_pipeline.execution.strategies import Strategy
+from mqf_pipeline.slippage import SlippageModel, actions_in_force
+from mqf_pipeline.stages.params import feedback_params, slippage_params
+
+#: Pooled statuses of a fit the policy uses (anything else: the static cost model).
+USABLE = ("pooled", "pooled_rank_deficient")
+
+
+@dataclass(frozen=True)
+class SessionCosts:
+    """The fitted model (None: the static cost model), the preferred schedule per symbol and a label for the
+    ``policy`` column of execution_decisions."""
+
+    model: SlippageModel | None
+    preferred: dict[str, Strategy]
+    label: str
+
+    def fitted_bps(self, symbol: str, size_adv: float, sigma: float, spread_bps: float) -> float | None:
+        """The model's expected cost of an aggressive order (bps vs the mid), None without a usable fit."""
+        if self.model is None:
+            return None
+        value = self.model.predict(np.array([size_adv]), np.array([sigma]), np.array([spread_bps]), symbol)[0]
+        return float(value) if np.isfinite(value) else None
+
+
+def session_costs(fills: pl.DataFrame, day: dt.date, settings) -> SessionCosts:
+    """The costs the orders of ``day`` are planned with, from ``fills`` (execution_feedback, any dates: only
+    those dated up to ``day`` are used)."""
+    upto = fills.filter(pl.col("date") <= day) if fills.height else fills
+    model = SlippageModel(slippage_params(settings)).fit(upto, day) if upto.height else None
+    usable = model is not None and model.pooled_status_ in USABLE
+    label = f"fitted slippage model ({day}, {model.pooled_n_obs_} fills)" if usable else "static cost model"
+    preferred: dict[str, Strategy] = {}
+    if upto.height:
+        params = feedback_params(settings)
+        # the hold windows of the triggers in force: from hold_sessions before ``day`` to as many after it
+        span = params.hold_sessions + 1
+        sessions = calendar.sessions(calendar.session_offset(day, -span), calendar.session_offset(day, span))
+        actions = actions_in_force(upto, day, sessions, params)
+        preferred = {s: Strategy(p) for s, p in actions.select("symbol", "preferred_strategy").iter_rows()}
+    return SessionCosts(model if usable else None, preferred, label)
