@@ -827,3 +827,15 @@ def test_decide_validates_inputs():
     two = pl.concat([ens.with_columns(date=pl.lit(dt.date(2024, 1, d))) for d in (2, 3)])
     with pytest.raises(ValueError, match="more than one date"):
         run(two)
+
+
+def test_slippage_feedback_cuts_one_symbols_kelly_size():
+    """Seed 002 section 5.5: a symbol whose fills cost too much gets its Kelly size x0.7 on top of the session's
+    sizing (closed form, 1e-12); the other symbols are untouched and the decision records the multiplier."""
+    ens = crafted({"AAA": 0.003, "BBB": 0.003}, sigma={"AAA": 0.05, "BBB": 0.05})
+    out = run(ens, sizing_multiplier=0.2, symbol_sizing={"AAA": 0.7})
+    kelly = 0.3 * (0.003 - RF) / 0.05**2
+    assert out["AAA"]["target_weight"] == pytest.approx(0.2 * 0.7 * kelly, rel=1e-12)
+    assert out["BBB"]["target_weight"] == pytest.approx(0.2 * kelly, rel=1e-12)
+    assert '"slippage_kelly_multiplier": 0.7' in out["AAA"]["risk_checks"]
+    assert "slippage_kelly_multiplier" not in out["BBB"]["risk_checks"]

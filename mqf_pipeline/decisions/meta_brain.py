@@ -89,6 +89,7 @@ def decide(
     kill_switch: bool = False,
     close: Mapping[str, float] | None = None,
     atr: Mapping[str, float] | None = None,
+    symbol_sizing: Mapping[str, float] | None = None,
 ) -> pl.DataFrame:
     """Step 8: the CVaR-first decision per candidate symbol (seed 000 §6.2), one date.
 
@@ -97,7 +98,8 @@ def decide(
     now (every non-zero one must be in ``symbols``); ``eligible``: symbol -> bool, absent = not eligible
     (fail closed), ``override_reasons``: the codes to report for an ineligible symbol;
     ``sizing_multiplier`` in [0, 1] (regime x breaker x drawdown); ``block_new_risk``: no increases
-    (reported as ``block_reason``); ``close``/``atr``: for the stop loss.
+    (reported as ``block_reason``); ``close``/``atr``: for the stop loss; ``symbol_sizing``: per-symbol
+    multipliers of the Kelly size on top of ``sizing_multiplier`` (seed 002 section 5.5's feedback).
 
     Candidates: every symbol in ``ens`` plus every held symbol. Targets: robust z of mu_hat over the
     eligible symbols in ``ens``; ``target = min(kelly * sizing, max_position)`` if z >= z_entry and
@@ -131,7 +133,17 @@ def decide(
     Columns: :data:`DECISION_COLUMNS`, sorted by symbol.
     """
     order = check_inputs(ens, symbols, current, sizing_multiplier)
-    ctx = RuleContext(params, symbols, order, cvar_fn, sizing_multiplier, block_new_risk, block_reason, kill_switch)
+    ctx = RuleContext(
+        params,
+        symbols,
+        order,
+        cvar_fn,
+        sizing_multiplier,
+        block_new_risk,
+        block_reason,
+        kill_switch,
+        dict(symbol_sizing or {}),
+    )
     rows = {r["symbol"]: r for r in ens.iter_rows(named=True)}
     candidates = sorted(set(rows) | {s for s, w in current.items() if w != 0})
     ok = {s: bool(eligible.get(s, False)) for s in candidates}

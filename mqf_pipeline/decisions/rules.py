@@ -72,6 +72,8 @@ class RuleContext:
     block_new_risk: bool
     block_reason: str
     kill_switch: bool
+    #: per-symbol multipliers of the Kelly size (seed 002 section 5.5's feedback: 0.7 after costly fills)
+    symbol_sizing: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rf(self) -> float:
@@ -175,8 +177,12 @@ def _candidate(row: Mapping[str, Any] | None, current: float, eligible: bool, z:
     mu, sigma = float(row["mu_hat"]), float(row["sigma_hat"])
     kelly = float(kelly_fraction(mu, sigma, p.gamma, ctx.rf))
     checks["z"] = z
+    own = float(ctx.symbol_sizing.get(row["symbol"], 1.0))
+    if own != 1.0:
+        checks["slippage_kelly_multiplier"] = own
+    sizing = ctx.sizing_multiplier * own
     target, why = kelly_target(
-        kelly, z, ctx.sizing_multiplier, z_entry=p.z_entry, max_position=p.max_position, allow_shorts=p.allow_shorts
+        kelly, z, sizing, z_entry=p.z_entry, max_position=p.max_position, allow_shorts=p.allow_shorts
     )
     return Candidate(
         current=current,

@@ -35,6 +35,7 @@ class CycleInputs:
     learned_weights: pl.DataFrame
     provider_confidence: pl.DataFrame  # date, provider, provider_confidence
     static_weights: dict[str, float]  # the preset's agent weights (used until learned ones are stored)
+    fills: pl.DataFrame  # execution_feedback up to the last session (the slippage feedback's actions)
     held: dict[dt.date, Held]  # the positions booked at each session's close, where execution has run
 
     def agent_weights_for(self, day: dt.date) -> tuple[dict[str, float], str]:
@@ -60,6 +61,7 @@ def load_inputs(
         lambda f: f.filter(pl.col("feature") == "atr_14").select("date", "symbol", pl.col("value").alias("atr")),
     )
     quality = lake.read_range("data_quality", calendar.session_offset(first, -PROVIDER_WINDOW), last)
+    last_key = last.isoformat()
     stored_weights = lake.partitions("agent_weights")
     learned = lake.read("agent_weights", stored_weights) if stored_weights else pl.DataFrame()
     return CycleInputs(
@@ -75,6 +77,7 @@ def load_inputs(
         learned_weights=learned,
         provider_confidence=provider_confidence(quality),
         static_weights=dict(static_weights),
+        fills=lake.read("execution_feedback", [p for p in lake.partitions("execution_feedback") if p <= last_key]),
         held=held_books(lake, first, last),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 
 import polars as pl
 
@@ -30,8 +31,14 @@ def meta_brain_decisions(
     sizing: float,
     block_reason: str | None,
     kill_switch: str | None,
+    score: Mapping[str, float] | None = None,
+    symbol_sizing: Mapping[str, float] | None = None,
 ) -> pl.DataFrame:
-    """The meta-brain's decisions for the eligible symbols and every held one."""
+    """The meta-brain's decisions for the eligible symbols and every held one; ``score`` and ``symbol_sizing``:
+    seed 002 section 5.5's per-symbol multipliers of the agents' expected returns and of the Kelly size."""
+    if score:
+        factor = pl.col("symbol").replace_strict(dict(score), default=1.0, return_dtype=pl.Float64)
+        signals = signals.with_columns(pl.col("mu") * factor)
     ens = mb.penalised_ensemble(signals, weights, params.beta)
     eligible = {r["symbol"]: bool(r["eligible"]) for r in eligibility.iter_rows(named=True)}
     reasons = {
@@ -64,6 +71,7 @@ def meta_brain_decisions(
         kill_switch=kill_switch is not None,
         close=close,
         atr=atr,
+        symbol_sizing=symbol_sizing,
     )
 
 

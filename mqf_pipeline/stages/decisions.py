@@ -47,6 +47,7 @@ from mqf_pipeline.stages.base import (
 )
 from mqf_pipeline.stages.decision_inputs import CycleInputs, load_inputs
 from mqf_pipeline.stages.decision_rows import audit_and_decision_rows, meta_brain_decisions, risk_state_row
+from mqf_pipeline.stages.execution_costs import FeedbackMultipliers, feedback_multipliers
 from mqf_pipeline.stages.held_book import Held
 from mqf_pipeline.stages.params import breaker_params, meta_brain_params, risk_params
 from mqf_pipeline.stages.risk_validation import validate_limits
@@ -197,8 +198,10 @@ def decide_and_validate(
     kill: str | None,
     risk: RiskParams,
     settings,
+    feedback: FeedbackMultipliers | None = None,
 ) -> tuple[pl.DataFrame, list[dict[str, object]], BookRisk]:
-    """Steps 4-5: the meta-brain's decisions, then the risk validation of the decided book."""
+    """Steps 4-5: the meta-brain's decisions (with the slippage feedback's per-symbol multipliers), then the risk
+    validation of the decided book."""
     decided = meta_brain_decisions(
         day,
         gated.signals,
@@ -212,6 +215,8 @@ def decide_and_validate(
         sizing=m.sizing,
         block_reason=m.block_reason,
         kill_switch=kill,
+        score=feedback.score if feedback else None,
+        symbol_sizing=feedback.kelly if feedback else None,
     )
     return validate_limits(
         decided,
@@ -239,6 +244,7 @@ class DecisionStage(Stage):
         "agent_weights",
         "positions",
         "account",
+        "execution_feedback",
     )
     WRITES = ("audit_log", "decisions", "governance_gates", "risk_contributions", "risk_state")
     CARRIES = ("risk_state",)
@@ -262,9 +268,16 @@ class DecisionStage(Stage):
         return self.decide(day, inputs, carried, ctx, inputs.held.get(day))
 
     def decide(
-        self, day: dt.date, inputs: CycleInputs, carried: Carried, ctx: RunContext, positions: Held | None
+        self,
+        day: dt.date,
+        inputs: CycleInputs,
+        carried: Carried,
+        ctx: RunContext,
+        positions: Held | None,
+        fills: pl.DataFrame | None = None,
     ) -> StepOutput:
-        """Session ``day`` from ``carried`` and the book held at its close (``positions``: None in research)."""
+        """Session ``day`` from ``carried`` and the book held at its close (``positions``: None in research);
+        ``fills``: the execution feedback up to ``day`` as execution just booked it (else as stored)."""
         settings = ctx.settings
         kill = ctx.kill_switch.reason()
         if kill:
@@ -274,10 +287,11 @@ class DecisionStage(Stage):
         risk = risk_params(settings)
         m = mark_and_step_breaker(day, inputs, carried, window, risk, settings, positions)
         gated = gate_signals(day, inputs, settings.fund.history.min_history_rows)
+        feedback = feedback_multipliers(fills if fills is not None else inputs.fills, day, settings)
         gates, stopped = gated.gates, gated.stopped
         if stopped is None:
             decided, checks, final_risk = decide_and_validate(
-                day, gated, m.book, inputs, window, m, kill, risk, settings
+                day, gated, m.book, inputs, window, m, kill, risk, settings, feedback
             )
             book = {r["symbol"]: r["position_size"] for r in decided.iter_rows(named=True) if r["position_size"]}
         else:
@@ -295,6 +309,7 @@ class DecisionStage(Stage):
             "breaker_status": str(m.state.status),
             "sizing_multiplier": m.sizing,
             "weights_source": gated.weight_source,
+            "slippage_feedback": feedback.summary,
             "code_version": CODE_VERSION,
         }
         audit_rows, decision_rows = audit_and_decision_rows(decided, day, strategy, inputs, gates, stopped, extra)

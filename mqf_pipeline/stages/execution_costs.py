@@ -41,6 +41,42 @@ class SessionCosts:
         return float(value) if np.isfinite(value) else None
 
 
+@dataclass(frozen=True)
+class FeedbackMultipliers:
+    """Seed 002 section 5.5's actions in force for the decisions of a session: per symbol, the multiplier of its
+    signal score and of its Kelly size, and one line saying which symbols and why (for the audit)."""
+
+    score: dict[str, float]
+    kelly: dict[str, float]
+    summary: str | None
+
+
+def feedback_multipliers(fills: pl.DataFrame, day: dt.date, settings) -> FeedbackMultipliers:
+    """The actions in force after ``day`` from the fills up to it (its own included: they trade tomorrow)."""
+    actions = _actions(fills, day, settings)
+    if actions is None or not actions.height:
+        return FeedbackMultipliers({}, {}, None)
+    score = dict(actions.select("symbol", "score_multiplier").iter_rows())
+    kelly = dict(actions.select("symbol", "kelly_multiplier").iter_rows())
+    summary = "; ".join(
+        f"{r['symbol']}: score x{r['score_multiplier']}, Kelly x{r['kelly_multiplier']} until {r['until_date']} "
+        f"({r['reason']})"
+        for r in actions.iter_rows(named=True)
+    )
+    return FeedbackMultipliers(score, kelly, summary)
+
+
+def _actions(fills: pl.DataFrame, day: dt.date, settings) -> pl.DataFrame | None:
+    upto = fills.filter(pl.col("date") <= day) if fills.height else fills
+    if not upto.height:
+        return None
+    params = feedback_params(settings)
+    # the hold windows of the triggers in force: from hold_sessions before ``day`` to as many after it
+    span = params.hold_sessions + 1
+    sessions = calendar.sessions(calendar.session_offset(day, -span), calendar.session_offset(day, span))
+    return actions_in_force(upto, day, sessions, params)
+
+
 def session_costs(fills: pl.DataFrame, day: dt.date, settings) -> SessionCosts:
     """The costs the orders of ``day`` are planned with, from ``fills`` (execution_feedback, any dates: only
     those dated up to ``day`` are used)."""
@@ -48,12 +84,8 @@ def session_costs(fills: pl.DataFrame, day: dt.date, settings) -> SessionCosts:
     model = SlippageModel(slippage_params(settings)).fit(upto, day) if upto.height else None
     usable = model is not None and model.pooled_status_ in USABLE
     label = f"fitted slippage model ({day}, {model.pooled_n_obs_} fills)" if usable else "static cost model"
+    actions = _actions(fills, day, settings)
     preferred: dict[str, Strategy] = {}
-    if upto.height:
-        params = feedback_params(settings)
-        # the hold windows of the triggers in force: from hold_sessions before ``day`` to as many after it
-        span = params.hold_sessions + 1
-        sessions = calendar.sessions(calendar.session_offset(day, -span), calendar.session_offset(day, span))
-        actions = actions_in_force(upto, day, sessions, params)
+    if actions is not None:
         preferred = {s: Strategy(p) for s, p in actions.select("symbol", "preferred_strategy").iter_rows()}
     return SessionCosts(model if usable else None, preferred, label)

@@ -102,7 +102,8 @@ class TradingCycleStage(Stage):
 
         decisions = self.stages.get("decisions")
         if isinstance(decisions, DecisionStage):
-            out = decisions.decide(day, inputs["decisions"], carried["decisions"], ctx, positions)
+            fills = booked.fills if booked is not None else None
+            out = decisions.decide(day, inputs["decisions"], carried["decisions"], ctx, positions, fills)
             rows |= out.rows
             nxt["decisions"], detail["decisions"] = out.carried, out.detail
 
