@@ -2,6 +2,7 @@
 
 from jobs.asset_jobs import (
     catalog_job,
+    daily_attribution_job,
     daily_cycle_job,
     market_data_job,
     research_cycle_job,
@@ -13,6 +14,7 @@ from jobs.child_orders import child_orders_job
 __all__ = [
     "catalog_job",
     "child_orders_job",
+    "daily_attribution_job",
     "daily_cycle_job",
     "market_data_job",
     "research_cycle_job",

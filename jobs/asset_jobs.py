@@ -22,13 +22,28 @@ market_data_job = dg.define_asset_job(
 daily_cycle_job = dg.define_asset_job(
     "daily_cycle_job",
     selection=dg.AssetSelection.groups(
-        "market_data", "signals", "learning", "decisions", "risk", "portfolio", "execution", "slippage"
+        "market_data",
+        "signals",
+        "learning",
+        "decisions",
+        "risk",
+        "portfolio",
+        "execution",
+        "slippage",
+        "attribution",
     ),
     description="The fund's cycle for a session (or a range): the data layer, features, regimes and agent "
     "signals, the agent weights learned from the outcomes up to the session, the meta-brain's decisions with "
     "their audit, the risk state, the portfolio targets, then execution: fills of the previous session's orders, "
     "positions, and this session's orders at the broker; then the loop back: the slippage model refitted on the "
-    "fills.",
+    "fills and the session's return attributed to factors, sectors, alpha and agents.",
+)
+
+daily_attribution_job = dg.define_asset_job(
+    "daily_attribution_job",
+    selection=dg.AssetSelection.groups("attribution"),
+    description="Why the fund made or lost money in a session (seed 002 Part 1): factor returns, exposures, the "
+    "book's return split into market, styles, sectors, alpha and the rest, and each agent's PnL share.",
 )
 
 slippage_refit_job = dg.define_asset_job(

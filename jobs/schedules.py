@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from jobs.asset_jobs import daily_cycle_job, slippage_refit_job
+from jobs.asset_jobs import daily_attribution_job, daily_cycle_job, slippage_refit_job
 from jobs.child_orders import child_orders_job
 from mqf_pipeline import calendar
 from mqf_pipeline.config import load_settings
@@ -93,5 +93,28 @@ def slippage_weekly_refit(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"slippage-weekly-{session.isoformat()}", partition_key=session.isoformat())
 
 
-SCHEDULES = [weekly_strategic_rebalance, daily_tactical_rebalance, intraday_child_orders, slippage_weekly_refit]
+@dg.schedule(
+    job=daily_attribution_job,
+    cron_schedule="30 18 * * 1-5",
+    execution_timezone=NEW_YORK,
+    name="daily_attribution",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="XNYS sessions, 18:30 New York: attribute the session that closed (factor returns, exposures, "
+    "the book's attribution, the agents' PnL shares). STOPPED by default: the daily cycle (16:00) attributes its "
+    "session itself; start it where the cycle runs without the attribution group.",
+)
+def daily_attribution(context: dg.ScheduleEvaluationContext):
+    day = context.scheduled_execution_time.astimezone(_NY).date()
+    if not calendar.is_session(day):
+        return dg.SkipReason(f"{day} is not an XNYS session: nothing to attribute")
+    return dg.RunRequest(run_key=f"attribution-{day.isoformat()}", partition_key=day.isoformat())
+
+
+SCHEDULES = [
+    weekly_strategic_rebalance,
+    daily_tactical_rebalance,
+    intraday_child_orders,
+    slippage_weekly_refit,
+    daily_attribution,
+]
 __all__ = ["SCHEDULES", "daily_tactical_rebalance", "intraday_child_orders", "weekly_strategic_rebalance"]

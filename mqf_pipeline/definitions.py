@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import learning, market_data, signals, slippage, trading_cycle
+from assets import attribution, learning, market_data, signals, slippage, trading_cycle
 from assets.catalog import duckdb_catalog
 from assets.partitions import trading_day_partitions
 from assets.warm_up import fund_history
 from jobs import (
     catalog_job,
     child_orders_job,
+    daily_attribution_job,
     daily_cycle_job,
     market_data_job,
     research_cycle_job,
@@ -48,6 +49,7 @@ def build_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefin
         *learning.build(partitions_def),
         *trading_cycle.build(partitions_def),
         *slippage.build(partitions_def),
+        *attribution.build(partitions_def),
         duckdb_catalog,
     ]
 
@@ -62,6 +64,7 @@ JOBS = [
     market_data_job,
     catalog_job,
     child_orders_job,
+    daily_attribution_job,
     slippage_refit_job,
 ]
 

@@ -43,6 +43,10 @@ EXPECTED_ASSETS = {
     "execution_decisions": ("execution", True),
     "slippage_model_coeffs": ("slippage", True),
     "agent_weights": ("learning", True),
+    "factor_returns": ("attribution", True),
+    "security_factor_exposures": ("attribution", True),
+    "portfolio_attribution": ("attribution", True),
+    "agent_pnl": ("attribution", True),
     "agent_performance": ("learning", True),
     "slippage_prediction_errors": ("slippage", True),
 }

@@ -8,6 +8,7 @@ lies in the warm-up.
 
 from __future__ import annotations
 
+from mqf_pipeline.stages.attribution import AttributionStage
 from mqf_pipeline.stages.base import Stage
 from mqf_pipeline.stages.decisions import DecisionStage
 from mqf_pipeline.stages.execution import ExecutionStage
@@ -33,6 +34,7 @@ STAGES: tuple[type[Stage], ...] = (
     PortfolioStage,
     ExecutionStage,
     SlippageStage,
+    AttributionStage,
 )
 
 #: The stages the warm-up runs over the sessions before the inception (the data and signal stages: the look-back
