@@ -46,8 +46,7 @@ def look_back_sessions() -> int:
 @dataclass(frozen=True)
 class AttributionInputs:
     factors: pl.DataFrame  # date, factor_name, factor_return, t_stat, p_value, n_observations, r_squared
-    exposures: pl.DataFrame  # symbol, date, betas, alpha, residual_std, r_squared, reason (+ HAC errors)
-    returns: pl.DataFrame  # date, symbol, ret
+    returns: pl.DataFrame  # date, symbol, ret over the whole look-back
     positions: pl.DataFrame  # the positions table from the session before the first
     nav: dict[dt.date, float]  # account NAV per session
     signals: pl.DataFrame  # model_outputs: date, symbol, agent_name, mu_hat, sigma_hat, confidence (daily)
@@ -63,6 +62,20 @@ class AttributionDetail:
     row: pl.DataFrame
     notes: pl.DataFrame
     factors: int
+
+
+def session_exposures(inputs: AttributionInputs, day: dt.date) -> pl.DataFrame:
+    """The exposures of ``day`` and of the session before it, from the regression windows ending there, computed
+    over exactly the returns of those windows (so a session's betas do not depend on the run it is in)."""
+    anchor = calendar.session_offset(day, -(EXPOSURES.window + 1))
+    span = pl.col("date").is_between(anchor, day)
+    return exposures(
+        inputs.returns.filter(span),
+        inputs.factors.filter(span),
+        inputs.sectors,
+        EXPOSURES,
+        start=calendar.previous_session(day),
+    )
 
 
 class AttributionStage(Stage):
@@ -97,13 +110,11 @@ class AttributionStage(Stage):
         sectors = ctx.universe.select("symbol", "sector")
         made = factor_returns(bars, sectors, fundamentals, actions, FACTORS)
         grid = returns_grid(bars).select("date", "symbol", "ret")
-        exp = exposures(grid, made.returns, sectors, EXPOSURES, start=before)
         signals = lake.read_range("model_outputs", before, last)
         account = lake.read_range("account", before, last)
         return AttributionInputs(
             factors=made.returns,
-            exposures=exp,
-            returns=grid.filter(pl.col("date") >= calendar.session_offset(first, -ATTRIBUTION.risk_window)),
+            returns=grid,
             positions=lake.read_range("positions", before, last),
             nav=dict(account.select("date", "nav").iter_rows()),
             signals=signals.select(
@@ -132,12 +143,11 @@ class AttributionStage(Stage):
             else pl.DataFrame(schema={"symbol": pl.String, "weight": pl.Float64})
         )
         factors = inputs.factors.filter(pl.col("date") == day)
-        exp = inputs.exposures.filter(pl.col("date") == day).select(EXPOSURE_COLUMNS)
+        betas = session_exposures(inputs, day)
+        exp = betas.filter(pl.col("date") == day).select(EXPOSURE_COLUMNS)
         rows: dict[str, pl.DataFrame] = {"factor_returns": factors, "security_factor_exposures": exp}
         if held.height:
-            day_att = attribute_day(
-                day, held, inputs.returns, inputs.exposures, inputs.factors, inputs.sectors, ATTRIBUTION, cid
-            )
+            day_att = attribute_day(day, held, inputs.returns, betas, inputs.factors, inputs.sectors, ATTRIBUTION, cid)
             signals = inputs.signals.filter(pl.col("date") == prev).join(
                 inputs.weights.filter(pl.col("date") == prev).drop("date"), on="agent_name"
             )
