@@ -66,7 +66,7 @@ def _symbol_parts(book: pl.DataFrame, f: dict[str, float], has_sector_beta: bool
     """Adds each symbol's parts (decimal of NAV) and factor_part (decimal return) to ``book``."""
     w = pl.col("weight")
     exprs = {name: w * pl.col(f"beta_{name}").fill_null(0.0) * f.get(name, 0.0) for name in _FACTOR_PARTS}
-    sector_f = pl.col("sector").replace_strict(
+    sector_f = pl.col("sector_name").replace_strict(
         {k[len(SECTOR_PREFIX) :]: v for k, v in f.items() if k.startswith(SECTOR_PREFIX)},
         default=0.0,
         return_dtype=pl.Float64,
@@ -156,9 +156,9 @@ def attribute_day(
     today = rets.filter(pl.col("date") == day).select("symbol", "ret").drop_nulls()
     exp = _latest_exposures(exposures, day)
     sec = (
-        sectors.select(pl.col("symbol").cast(pl.String), pl.col("sector").cast(pl.String))
+        sectors.select(pl.col("symbol").cast(pl.String), sector_name=pl.col("sector").cast(pl.String))
         if sectors is not None
-        else pl.DataFrame(schema={"symbol": pl.String, "sector": pl.String})
+        else pl.DataFrame(schema={"symbol": pl.String, "sector_name": pl.String})
     )
     book = (
         held.join(today, on="symbol", how="left")

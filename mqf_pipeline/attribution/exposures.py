@@ -6,7 +6,10 @@ constant (``alpha``: decimal daily, not annualised) and the factor returns of th
 ``sector:<its sector>`` (``beta_sector``; a symbol without a sector is fitted without it, ``beta_sector``
 null). The numerics (vectorised across symbols and windows, HAC conventions) are in :mod:`.rolling`.
 A window with too few observations or a singular design gives a row of nulls with its ``reason``; no
-exception stops the other symbols. Nothing dated after t enters the row dated t.
+exception stops the other symbols. Nothing dated after t enters the row dated t. Window sums are
+differences of cumulative sums from the first session passed, so a row's last bits (~1e-16 relative)
+depend on how much history precedes its window: pass exactly the window's sessions when bit-identical
+reruns matter (a session alone vs inside a range).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ same rows. Window sums of cross-products come from cumulative sums. Symbols that
 same regressors) and have no missing return in a window share that window's inverse cross-product, so
 their slopes are one batched product; only windows with missing returns (allowed when ``min_obs`` <
 ``window``) get their own design. Slopes are solved on the correlation scale of the centered normal
-equations; a constant or collinear regressor flags the window instead of raising.
+equations; a constant or collinear regressor flags the window instead of raising. Rows never use data
+after them; their rounding (~1e-16 relative) depends on the rows before the window through the
+cumulative sums.
 
 HAC: ``V = (X'X)^-1 Omega (X'X)^-1`` with ``Omega = sum_l w_l (Gamma_l + Gamma_l')``, ``Gamma_l =
 sum_s e_s e_{s-l} x_s x_{s-l}'`` (``Omega`` counts ``Gamma_0`` once), Bartlett ``w_l = 1 - l / (L + 1)``,
@@ -45,15 +47,19 @@ class RollingFit:
     offender: np.ndarray
 
 
-def window_sums(a: np.ndarray, window: int, rows: np.ndarray) -> np.ndarray:
-    """Sums of ``a`` over the trailing ``window`` rows ending at each of ``rows`` (fewer at the start)."""
-    c = np.cumsum(a, axis=0)
+def window_sums(a: np.ndarray, window: int, rows: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Sums of ``a`` over the trailing ``window`` rows ending at each of ``rows`` (fewer at the start).
+
+    ``overwrite``: ``a`` is a temporary the caller drops; its cumulative sums are written in place (a large
+    fresh array costs page faults comparable to the arithmetic).
+    """
+    c = np.cumsum(a, axis=0, out=a if overwrite and a.dtype == np.float64 else None)
     if rows.size and rows[-1] - rows[0] == rows.size - 1:  # a contiguous run: slices, no gathers
         lo, hi = int(rows[0]), int(rows[-1]) + 1
-        out = c[lo:hi].copy()
-        first = max(lo, window)
-        if first < hi:
-            out[first - lo :] -= c[first - window : hi - window]
+        first = min(max(lo, window), hi)
+        out = np.empty_like(c[lo:hi])
+        out[: first - lo] = c[lo:first]
+        np.subtract(c[first:hi], c[first - window : hi - window], out=out[first - lo :])
         return out
     out = c[rows]
     prev = rows - window
@@ -133,11 +139,11 @@ def _hac_se(
     pad = window - 1
     view = np.lib.stride_tricks.sliding_window_view
     xpad = np.vstack([np.zeros((pad, p)), X])
-    xv = view(xpad, window, axis=0)  # (T, p, window): row t = the window ending at t
+    xv = view(xpad, window, axis=0)  # (T, p, window): row t = the window ending at t (padded rows t .. t + pad)
     yv = view(np.vstack([np.zeros((pad, N)), np.where(valid, Y, 0.0)]), window, axis=0)
     mv = view(np.vstack([np.zeros((pad, N), bool), valid]), window, axis=0)
     ia, ib = np.triu_indices(p)
-    cross = [xpad[:, ia] * xpad[:, ib]]  # lag l: x_{s+l} x_s' + x_s x_{s+l}' (upper triangle), position s
+    cross = [xpad[:, ia] * xpad[:, ib]]  # lag l at padded position s: x_{s+l} x_s' + x_s x_{s+l}', upper triangle
     cross += [xpad[lag:, ia] * xpad[:-lag, ib] + xpad[lag:, ib] * xpad[:-lag, ia] for lag in range(1, lags + 1)]
     cross_v = [view(c, window - lag, axis=0) for lag, c in enumerate(cross)]
     weights = [1.0] + [1.0 - lag / (lags + 1.0) for lag in range(1, lags + 1)]
@@ -182,52 +188,65 @@ def _uncentered_inverse(fit: dict, idx: np.ndarray) -> np.ndarray:
     return a_inv
 
 
-def _fit_group(Y: np.ndarray, X: np.ndarray, window: int, min_obs: int, rows: np.ndarray, tol: float) -> dict:
-    """Coefficients and fit statistics of the symbols of ``Y`` (T, n) on the shared design ``X`` (T, p)."""
-    x_ok = np.isfinite(X).all(axis=1)
-    valid = np.isfinite(Y) & x_ok[:, None]
-    x = np.where(x_ok[:, None], X[:, 1:], 0.0)
+def _designs(x: np.ndarray, window: int, rows: np.ndarray, tol: float) -> dict[str, np.ndarray]:
+    """G designs at once: ``x`` (T, G, q) regressors without the constant (NaN = missing session).
+
+    Per fitted row and design: nx (sessions with every regressor), xbar, the inverse centered
+    cross-product s_inv (R, G, q, q), status and offender (see :func:`design_inverse`).
+    """
+    x_ok = np.isfinite(x).all(axis=-1)
+    xz = np.where(x_ok[..., None], x, 0.0)
+    nx = window_sums(x_ok.astype(np.float64), window, rows, overwrite=True)
+    xbar = window_sums(xz, window, rows) / np.where(nx > 0, nx, 1.0)[..., None]
+    raw = window_sums(xz[..., :, None] * xz[..., None, :], window, rows, overwrite=True)
+    cxx = raw - nx[..., None, None] * xbar[..., :, None] * xbar[..., None, :]
+    s_inv, status, offender = design_inverse(cxx, np.diagonal(raw, axis1=-2, axis2=-1), tol)
+    return {"x_ok": x_ok, "x": xz, "nx": nx, "xbar": xbar, "s_inv": s_inv, "status": status, "offender": offender}
+
+
+def _fit_group(
+    Y: np.ndarray, design: dict[str, np.ndarray], window: int, min_obs: int, rows: np.ndarray, tol: float
+) -> dict:
+    """Coefficients and fit statistics of the symbols of ``Y`` (T, n) on one design of :func:`_designs`
+    (``x`` (T, q), ``x_ok`` (T,), per-row nx, xbar, s_inv, status, offender)."""
+    x, nx, xbar, s_inv = design["x"], design["nx"], design["xbar"], design["s_inv"]
+    d_status, d_off = design["status"], design["offender"]
+    valid = np.isfinite(Y) & design["x_ok"][:, None]
     y = np.where(valid, Y, 0.0)
-    # the design on every complete session of each window, shared by the symbols without a missing return
-    nx = window_sums(x_ok.astype(np.float64), window, rows)
-    safe = np.where(nx > 0, nx, 1.0)
-    xbar = window_sums(x, window, rows) / safe[:, None]
-    raw = window_sums(x[:, :, None] * x[:, None, :], window, rows)
-    cxx = raw - nx[:, None, None] * xbar[:, :, None] * xbar[:, None, :]
-    s_inv, d_status, d_off = design_inverse(cxx, np.diagonal(raw, axis1=-2, axis2=-1), tol)
-    n = window_sums(valid.astype(np.float64), window, rows)
-    n_ret = window_sums(np.isfinite(Y).astype(np.float64), window, rows)
+    n = window_sums(valid.astype(np.float64), window, rows, overwrite=True)
+    n_ret = window_sums(np.isfinite(Y).astype(np.float64), window, rows, overwrite=True)
     ybar = window_sums(y, window, rows) / np.where(n > 0, n, 1.0)
-    cyy = window_sums(y * y, window, rows) - n * ybar * ybar
-    sxy = window_sums(y[:, :, None] * x[:, None, :], window, rows)
+    cyy = window_sums(y * y, window, rows, overwrite=True) - n * ybar * ybar
+    sxy = window_sums(y[:, :, None] * x[:, None, :], window, rows, overwrite=True)
     short = n < min_obs
     pending = ~short & (n < nx[:, None])  # windows with a missing return: their own design
     status = np.where(short, np.where(n_ret >= min_obs, MISSING_FACTORS, SHORT), d_status[:, None]).astype(np.int8)
     offender = np.where(short, -1, d_off[:, None]).astype(np.int16)
-    xbar_pair = np.broadcast_to(xbar[:, None, :], sxy.shape)
-    cxy = sxy - (n * ybar)[..., None] * xbar_pair
-    beta = cxy @ s_inv  # s_inv is symmetric
     pr, pi = np.nonzero(pending)
+    p_sxy = sxy[pr, pi]
+    cxy = sxy  # centered in place
+    cxy -= (n * ybar)[..., None] * xbar[:, None, :]
+    coef = np.empty((*n.shape, x.shape[1] + 1))
+    beta = np.matmul(cxy, s_inv, out=coef[..., 1:])  # s_inv is symmetric
+    coef[..., 0] = ybar - (beta @ xbar[:, :, None])[..., 0]
     p_inv = np.empty((0, *s_inv.shape[1:]))
     p_xbar = np.empty((0, xbar.shape[1]))
-    if pr.size:
+    if pr.size:  # each pending pair's own design; a pair's arithmetic never depends on other pairs
         p_n, p_xbar, p_cxx, p_raw = _pair_designs(x, valid, window, rows, pr, pi)
         p_inv, p_status, p_off = design_inverse(p_cxx, p_raw, tol)
-        p_cxy = sxy[pr, pi] - p_n[:, None] * p_xbar * ybar[pr, pi][:, None]
+        p_cxy = p_sxy - p_n[:, None] * p_xbar * ybar[pr, pi][:, None]
+        p_beta = np.einsum("kij,kj->ki", p_inv, p_cxy)
         cxy[pr, pi] = p_cxy
-        xbar_pair = xbar_pair.copy()
-        xbar_pair[pr, pi] = p_xbar
-        beta[pr, pi] = np.einsum("kij,kj->ki", p_inv, p_cxy)
+        beta[pr, pi] = p_beta
+        coef[pr, pi, 0] = ybar[pr, pi] - np.einsum("ki,ki->k", p_xbar, p_beta)
         status[pr, pi] = p_status
         offender[pr, pi] = p_off
     ok = status == OK
-    alpha = ybar - np.einsum("...i,...i->...", xbar_pair, beta)
     ssr = np.maximum(cyy - np.einsum("...i,...i->...", beta, cxy), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(ok & (cyy > 0), 1.0 - ssr / cyy, np.nan)
-        resid_std = np.where(ok, np.sqrt(ssr / (n - X.shape[1])), np.nan)
-    coef = np.concatenate([alpha[..., None], beta], axis=-1)
-    coef[~ok] = np.nan
+        resid_std = np.where(ok, np.sqrt(ssr / (n - x.shape[1] - 1)), np.nan)
+    np.copyto(coef, np.nan, where=~ok[..., None])
     offender = np.where(status >= CONSTANT, offender + 1, -1).astype(np.int16)  # coefficient index
     return {
         "coef": coef,
@@ -270,7 +289,7 @@ def rolling_ols(
     has_group = group_X is not None
     if has_group and (group_of is None or np.shape(group_of) != (N,) or group_X.shape[0] != T):
         raise ValueError("group_X must have T rows and group_of shape (N,)")
-    rows = np.arange(T) if rows is None else np.asarray(rows, dtype=np.int64)
+    rows = np.arange(T) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
     p = 1 + X.shape[1] + int(has_group)
     need = max(window if min_obs is None else min_obs, p + 1)
     R = rows.size
@@ -279,21 +298,33 @@ def rolling_ols(
         "se": np.full((R, N, p), np.nan) if lags is not None else None,
         "resid_std": np.full((R, N), np.nan),
         "r2": np.full((R, N), np.nan),
-        "n_obs": np.zeros((R, N), dtype=np.int64),
+        "n_obs": window_sums(np.isfinite(y).astype(np.float64), window, rows).astype(np.int64),
         "status": np.full((R, N), SHORT, dtype=np.int8),
         "offender": np.full((R, N), -1, dtype=np.int16),
     }
+    k0 = int(np.searchsorted(rows, need - 1))  # earlier rows cannot hold ``need`` observations: SHORT
+    fit_rows = rows[k0:]
     groups = np.asarray(group_of) if has_group else np.full(N, -1)
-    for g in np.unique(groups):  # one design per group (a dozen sectors at most), vectorised inside
+    present = np.unique(groups) if fit_rows.size else np.empty(0, dtype=np.int64)
+    designs = {}
+    sector = present[present >= 0]
+    if sector.size:  # every sector's design in one batch: shared regressors plus the sector's own
+        x = np.concatenate([np.broadcast_to(X[:, None, :], (T, sector.size, X.shape[1])), group_X[:, sector, None]], -1)
+        batch = _designs(x, window, fit_rows, tol)
+        designs |= {g: {k: v[:, k_g] for k, v in batch.items()} for k_g, g in enumerate(sector)}
+    if present.size and present[0] < 0:
+        designs[-1] = {k: v[:, 0] for k, v in _designs(X[:, None, :], window, fit_rows, tol).items()}
+    for g in present:  # one design per group (a dozen sectors at most), vectorised inside
         cols = np.flatnonzero(groups == g)
-        Xg = np.hstack([np.ones((T, 1)), X] + ([group_X[:, [g]]] if g >= 0 else []))
-        fit = _fit_group(y[:, cols], Xg, window, need, rows, tol)
-        pg = Xg.shape[1]
-        out["coef"][:, cols, :pg] = fit["coef"]
+        fit = _fit_group(y[:, cols], designs[g], window, need, fit_rows, tol)
+        pg = designs[g]["x"].shape[1] + 1
+        out["coef"][k0:, cols, :pg] = fit["coef"]
         if lags is not None:
-            out["se"][:, cols, :pg] = _hac_se(y[:, cols], np.nan_to_num(Xg), fit["valid"], rows, fit, window, lags)
+            Xg = np.hstack([np.ones((T, 1)), designs[g]["x"]])
+            se = _hac_se(y[:, cols], Xg, fit["valid"], fit_rows, fit, window, lags)
+            out["se"][k0:, cols, :pg] = se
         for key in ("resid_std", "r2", "n_obs", "status", "offender"):
-            out[key][:, cols] = fit[key]
+            out[key][k0:, cols] = fit[key]
     return RollingFit(
         rows=rows,
         coef=out["coef"],
