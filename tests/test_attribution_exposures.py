@@ -234,3 +234,24 @@ def test_scaling_and_adding_a_factor(seed: int, scale: float, shift: float, j: i
     expected = base.coef[59:].copy()
     expected[..., j + 1] += shift
     np.testing.assert_allclose(moved.coef[59:], expected, rtol=1e-9, atol=1e-11)
+
+
+def test_a_sector_without_a_factor_return_is_left_out_of_its_symbols_regressions():
+    """A symbol whose sector has no factor return (a sector of too few names) still gets its betas, fitted
+    without the sector term (beta_sector null), equal to statsmodels OLS on the other factors (1e-10)."""
+    rng = np.random.default_rng(11)
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(300)]
+    names = list(EXPOSURE_FACTORS)
+    f = rng.normal(0, 0.01, (300, len(names)))
+    y = 0.0002 + f @ rng.normal(0.5, 0.3, len(names)) + rng.normal(0, 0.01, 300)
+    returns = pl.DataFrame({"date": days, "symbol": "LONE", "ret": y})
+    factors = pl.DataFrame(
+        {"date": [d for d in days for _ in names], "factor_name": names * 300, "factor_return": f.ravel()}
+    )
+    sectors = pl.DataFrame({"symbol": ["LONE"], "sector": ["Tiny"]})
+    out = exposures(returns, factors, sectors, ExposureParams(window=252), start=days[-1])
+    row = out.row(0, named=True)
+    assert row["reason"] is None and row["beta_sector"] is None
+    fit = sm.OLS(y[-252:], sm.add_constant(f[-252:])).fit()
+    got = [row["alpha"], *(row[f"beta_{n}"] for n in names)]
+    assert np.allclose(got, fit.params, atol=1e-10, rtol=0)

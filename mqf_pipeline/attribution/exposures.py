@@ -72,7 +72,8 @@ def exposures(
     """Rolling exposures of every (symbol, session) of ``returns`` (date, symbol, ret: decimal daily).
 
     ``factor_returns``: date, factor_name, factor_return (the frame of :mod:`.factors`); ``sectors``:
-    symbol, sector (used with ``include_sector``). Columns: symbol, date, n_obs, alpha (daily decimal
+    symbol, sector (used with ``include_sector``; a symbol whose sector has no factor return in the span, or
+    no sector, is fitted without the sector term: beta_sector null). Columns: symbol, date, n_obs, alpha (daily decimal
     intercept), beta_market, beta_momentum, beta_value, beta_volatility, beta_size, beta_liquidity,
     beta_sector, their HAC standard errors se_alpha, se_market, ..., se_sector (null without ``hac``),
     residual_std (daily decimal, sqrt(SSR / (n - p))), r_squared (centered), reason (null when the row has
@@ -94,6 +95,9 @@ def exposures(
         group_X = _factor_matrix(factor_returns, dates, [SECTOR_PREFIX + s for s in sector_names])
         if not sector_names:
             group_X = np.zeros((dates.len(), 1))
+        else:  # a sector with no factor return in the span (too few names): its symbols are fitted without it
+            absent = ~np.isfinite(group_X).any(axis=0)
+            group_of = np.where((group_of >= 0) & absent[np.maximum(group_of, 0)], -1, group_of)
     fit = rolling_ols(
         y,
         X,
