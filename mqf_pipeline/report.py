@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from mqf_pipeline.attribution import PARTS
 from mqf_pipeline.storage.lake import Lake
 
 
@@ -96,6 +97,15 @@ def learning_summary(lake: Lake, latest: dt.date) -> dict[str, object]:
         weights = lake.read("agent_weights", [key]).sort("weight", descending=True)
         shown = ", ".join(f"{a} {w:.2f}" for a, w in weights.select("agent_name", "weight").iter_rows())
         out["agent_weights"] = f"{shown} ({weights['algorithm_used'][0]})" if weights.height else None
+    if lake.exists("portfolio_attribution", key):
+        att = lake.read("portfolio_attribution", [key])
+        if att.height:
+            r = att.row(0, named=True)
+            split = ", ".join(f"{p} {100 * (r[f'{p}_contribution'] or 0):+.3f}" for p in PARTS)
+            out["attribution_pct"] = (
+                f"{100 * r['total_portfolio_return']:+.3f} = {split}; top {r['top_contributor_symbol']}, "
+                f"worst {r['worst_detractor_symbol']}"
+            )
     if lake.exists("slippage_model_coeffs", key):
         pooled = lake.read("slippage_model_coeffs", [key]).filter(pl.col("symbol") == "*")
         if pooled.height:

@@ -8,6 +8,7 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+import pytest
 
 from mqf_pipeline.config import load_settings
 from mqf_pipeline.execution import policy
@@ -87,3 +88,14 @@ def test_feedback_multipliers_for_the_decisions() -> None:
     assert found.score[worst] == 0.8 and found.kelly[worst] == 0.7
     assert found.summary is not None and worst in found.summary
     assert feedback_multipliers(pl.DataFrame(), day, SETTINGS).summary is None
+
+
+def test_the_fitted_cost_takes_the_regimes_multiplier() -> None:
+    """Seed 002 section 5.6: in BEAR_CRISIS the fitted estimate is doubled (confidence 0.5), and the label says so."""
+    fills = simulate_feedback(3)
+    day = sorted(set(fills["date"].to_list()))[40]
+    calm = session_costs(fills, day, SETTINGS, "BULL_QUIET")
+    crisis = session_costs(fills, day, SETTINGS, "BEAR_CRISIS")
+    base = calm.fitted_bps("S000", 0.02, 0.015, 12.0)
+    assert base is not None and crisis.fitted_bps("S000", 0.02, 0.015, 12.0) == pytest.approx(2.0 * base, rel=1e-12)
+    assert "BEAR_CRISIS x2 (confidence 0.5)" in crisis.label and "BULL_QUIET x1 (confidence 0.9)" in calm.label

@@ -270,7 +270,7 @@ class ExecutionStage(Stage):
                 settings.execution,
                 policy_params(settings),
                 booked.spike_sessions_left > 0 or emergency is not None,
-                session_costs(booked.fills, day, settings),
+                session_costs(booked.fills, day, settings, booked.regime),
             )
         # kill_switch_action "derisk": the switch is a breach; its cut (reductions only) goes, nothing else
         kill_check = (lambda: None) if derisk_on_kill else (lambda: kill_switch_reason(ctx.kill_switch))

@@ -17,7 +17,7 @@ import polars as pl
 
 from mqf_pipeline import calendar
 from mqf_pipeline.execution.strategies import Strategy
-from mqf_pipeline.slippage import SlippageModel, actions_in_force
+from mqf_pipeline.slippage import SlippageModel, actions_in_force, regime_estimate
 from mqf_pipeline.stages.params import feedback_params, slippage_params
 
 #: Pooled statuses of a fit the policy uses (anything else: the static cost model).
@@ -32,13 +32,15 @@ class SessionCosts:
     model: SlippageModel | None
     preferred: dict[str, Strategy]
     label: str
+    regime_multiplier: float = 1.0  # seed 002 section 5.6 for the session's regime
 
     def fitted_bps(self, symbol: str, size_adv: float, sigma: float, spread_bps: float) -> float | None:
-        """The model's expected cost of an aggressive order (bps vs the mid), None without a usable fit."""
+        """The model's expected cost of an aggressive order (bps vs the mid) times the regime's multiplier, None
+        without a usable fit."""
         if self.model is None:
             return None
         value = self.model.predict(np.array([size_adv]), np.array([sigma]), np.array([spread_bps]), symbol)[0]
-        return float(value) if np.isfinite(value) else None
+        return float(value) * self.regime_multiplier if np.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,22 @@ def _actions(fills: pl.DataFrame, day: dt.date, settings) -> pl.DataFrame | None
     return actions_in_force(upto, day, sessions, params)
 
 
-def session_costs(fills: pl.DataFrame, day: dt.date, settings) -> SessionCosts:
+def session_costs(fills: pl.DataFrame, day: dt.date, settings, regime: str | None = None) -> SessionCosts:
     """The costs the orders of ``day`` are planned with, from ``fills`` (execution_feedback, any dates: only
-    those dated up to ``day`` are used)."""
+    those dated up to ``day`` are used) and the session's ``regime`` (seed 002 section 5.6: the fitted estimate
+    times the regime's multiplier; the label records it with the confidence that sets the band)."""
     upto = fills.filter(pl.col("date") <= day) if fills.height else fills
     model = SlippageModel(slippage_params(settings)).fit(upto, day) if upto.height else None
     usable = model is not None and model.pooled_status_ in USABLE
-    label = f"fitted slippage model ({day}, {model.pooled_n_obs_} fills)" if usable else "static cost model"
+    band = regime_estimate([1.0], regime).row(0, named=True)
+    label = "static cost model"
+    if usable:
+        label = (
+            f"fitted slippage model ({day}, {model.pooled_n_obs_} fills), regime {band['regime'] or 'unknown'} "
+            f"x{band['multiplier']:g} (confidence {band['confidence']:g})"
+        )
     actions = _actions(fills, day, settings)
     preferred: dict[str, Strategy] = {}
     if actions is not None:
         preferred = {s: Strategy(p) for s, p in actions.select("symbol", "preferred_strategy").iter_rows()}
-    return SessionCosts(model if usable else None, preferred, label)
+    return SessionCosts(model if usable else None, preferred, label, float(band["multiplier"]))
