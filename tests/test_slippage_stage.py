@@ -80,7 +80,7 @@ def test_refit_sensor_requests_a_refit_once_enough_new_fills_arrived(fund: Path,
     assert new == fills_after and new > 0
 
 
-def test_definitions_have_the_slippage_group_job_schedule_and_sensor() -> None:
+def test_definitions_have_the_loop_back_groups_jobs_schedules_and_sensor() -> None:
     from mqf_pipeline.definitions import defs
 
     job = defs.resolve_job_def("slippage_refit_job")
@@ -91,6 +91,13 @@ def test_definitions_have_the_slippage_group_job_schedule_and_sensor() -> None:
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     cycle = {k.to_user_string() for k in defs.resolve_job_def("daily_cycle_job").asset_layer.selected_asset_keys}
     assert keys <= cycle
+    attribution = {
+        k.to_user_string() for k in defs.resolve_job_def("daily_attribution_job").asset_layer.selected_asset_keys
+    }
+    assert attribution == {"factor_returns", "security_factor_exposures", "portfolio_attribution", "agent_pnl"}
+    assert attribution | {"agent_weights", "agent_performance"} <= cycle
+    daily = defs.resolve_schedule_def("daily_attribution")
+    assert daily.default_status == dg.DefaultScheduleStatus.STOPPED and daily.execution_timezone == "America/New_York"
 
 
 def test_the_orders_of_d_are_priced_by_the_model_stored_for_d(fund: Path) -> None:
