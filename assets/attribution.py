@@ -2,12 +2,15 @@
 the book's return of each session decomposed into market, styles, sectors, alpha and the rest, and each
 agent's share of each position's PnL."""
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
 from assets.common import RETRY, materialize_stage, md_table, stage_context, stage_specs, write_metadata
-from mqf_pipeline.attribution import PARTS
+from mqf_pipeline.attribution import PARTS, carino_link
 from mqf_pipeline.stages.attribution import AttributionDetail, AttributionStage
+from mqf_pipeline.storage.lake import Lake
 from resources import SettingsResource, StorageResource
 
 GROUP = "attribution"
@@ -52,6 +55,17 @@ def identity_check(rows: pl.DataFrame) -> dg.AssetCheckResult:
     )
 
 
+def month_to_date(lake: Lake, day: dt.date) -> pl.DataFrame:
+    """The stored sessions of ``day``'s month up to it, linked (Carino): parts that sum to the compounded
+    month-to-date return, in percent (an empty frame when nothing is attributed yet)."""
+    keys = [p for p in lake.partitions("portfolio_attribution") if day.replace(day=1).isoformat() <= p <= str(day)]
+    rows = lake.read("portfolio_attribution", keys)
+    if not rows.height:
+        return pl.DataFrame()
+    linked = carino_link(rows.sort("date"))
+    return linked.with_columns(pl.exclude("n_sessions") * 100)
+
+
 def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The attribution over ``partitions_def``."""
 
@@ -89,6 +103,11 @@ def build(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
                 "worst_detractor": f"{r['worst_detractor_symbol']} ({100 * (r['worst_detractor_pnl'] or 0):+.3f}%)",
                 "attribution": dg.MetadataValue.md(md_table(today.with_columns(pl.col("return") * 100))),
             }
+        linked = month_to_date(storage.lake(), run.last.day)
+        if linked.height:
+            meta["month_to_date_linked_pct"] = dg.MetadataValue.md(
+                md_table(linked.unpivot(variable_name="part", value_name="value"), max_rows=15)
+            )
         yield dg.MaterializeResult(
             asset_key="portfolio_attribution", metadata=write_metadata(run.written["portfolio_attribution"], **meta)
         )

@@ -79,3 +79,17 @@ def test_a_session_alone_equals_the_range_and_later_data_moves_nothing(fund: Pat
     for table, rows in before.items():
         after = lake.read(table, [day]).drop("created_at", "id", strict=False)
         assert after.equals(rows.drop("created_at", "id", strict=False)), table
+
+
+@pytest.mark.slow
+def test_month_to_date_is_linked_to_the_compounded_return(fund: Path) -> None:
+    """Carino: the month's linked parts sum to prod(1 + R_t) - 1 of the stored sessions (1e-10, in percent)."""
+    from assets.attribution import month_to_date
+
+    lake = Lake(settings_for(fund).lake_root)
+    linked = month_to_date(lake, END).row(0, named=True)
+    daily = lake.read("portfolio_attribution").filter(pl.col("date") <= END)
+    compounded = 100 * (float((1 + daily["total_portfolio_return"]).product()) - 1)
+    assert linked["total_portfolio_return"] == pytest.approx(compounded, abs=1e-10)
+    assert sum(linked[f"{p}_contribution"] for p in PARTS) == pytest.approx(compounded, abs=1e-10)
+    assert linked["n_sessions"] == daily.height
