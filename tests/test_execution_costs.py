@@ -57,7 +57,8 @@ def test_the_policy_uses_the_fitted_cost_and_the_preferred_schedule() -> None:
     assert spike.action is Strategy.MARKET and spike.fallback_reason == "SLIPPAGE_SPIKE"
 
 
-def test_feedback_actions_name_the_symbols_whose_fills_cost_too_much() -> None:
+def _costly_fills() -> tuple[pl.DataFrame, dt.date, str]:
+    """Simulated fills where one symbol's fills of the last session cost 400 bps vs the mid."""
     fills = simulate_feedback(5)
     day = sorted(set(fills["date"].to_list()))[-1]
     worst = fills.filter(pl.col("date") == day)["symbol"][0]
@@ -67,6 +68,11 @@ def test_feedback_actions_name_the_symbols_whose_fills_cost_too_much() -> None:
         .otherwise(pl.col("market_impact_bps"))
         .alias("market_impact_bps")
     )
+    return hot, day, worst
+
+
+def test_feedback_actions_name_the_symbols_whose_fills_cost_too_much() -> None:
+    hot, day, worst = _costly_fills()
     costs = session_costs(hot, day, SETTINGS)
     assert costs.preferred.get(worst) is Strategy.POV  # 400 bps > feedback_pov_above_bps (50)
 
@@ -75,15 +81,7 @@ def test_feedback_multipliers_for_the_decisions() -> None:
     """The decisions of D get score x0.8 and Kelly x0.7 for a symbol whose fills at D cost too much, and say so."""
     from mqf_pipeline.stages.execution_costs import feedback_multipliers
 
-    fills = simulate_feedback(5)
-    day = sorted(set(fills["date"].to_list()))[-1]
-    worst = fills.filter(pl.col("date") == day)["symbol"][0]
-    hot = fills.with_columns(
-        pl.when((pl.col("date") == day) & (pl.col("symbol") == worst))
-        .then(pl.lit(400.0))
-        .otherwise(pl.col("market_impact_bps"))
-        .alias("market_impact_bps")
-    )
+    hot, day, worst = _costly_fills()
     found = feedback_multipliers(hot, day, SETTINGS)
     assert found.score[worst] == 0.8 and found.kelly[worst] == 0.7
     assert found.summary is not None and worst in found.summary

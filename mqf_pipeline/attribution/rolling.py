@@ -89,7 +89,7 @@ def design_inverse(cxx: np.ndarray, raw_diag: np.ndarray, tol: float) -> tuple[n
     """Inverse of centered cross-products ``cxx`` (..., q, q) with status and offending regressor index.
 
     Constant: centered sum of squares <= ``tol`` x raw sum of squares; collinear: 1 - R^2 on the earlier
-    regressors < ``tol``. Singular windows get an identity placeholder (callers null them).
+    regressors < ``tol``. Singular windows get the identity instead of an inverse; the callers null their rows.
     """
     q = cxx.shape[-1]
     d = np.diagonal(cxx, axis1=-2, axis2=-1)

@@ -332,11 +332,7 @@ class DecisionStage(Stage):
             book,
             m.book_source,
         )
-        counts = (
-            {str(k): int(v) for k, v in decision_rows.group_by("final_decision").len().iter_rows()}
-            if decision_rows.height
-            else {}
-        )
+        counts = _decision_counts(decision_rows)
         rows = {
             "audit_log": audit_rows,
             "decisions": decision_rows,
@@ -363,3 +359,10 @@ class DecisionStage(Stage):
 def gate_summary(steps: Sequence[StepOutput], phase: int) -> int:
     """Sessions of ``steps`` whose gate ``phase`` failed."""
     return sum(not g.passed for s in steps for g in s.detail.gates if g.phase == phase)
+
+
+def _decision_counts(decision_rows: pl.DataFrame) -> dict[str, int]:
+    """How many decisions of each kind a session made (BUY, SELL, HOLD, REJECT)."""
+    if not decision_rows.height:
+        return {}
+    return {str(k): int(v) for k, v in decision_rows.group_by("final_decision").len().iter_rows()}
