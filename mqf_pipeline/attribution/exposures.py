@@ -15,6 +15,7 @@ reruns matter (a session alone vs inside a range).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -30,8 +31,22 @@ _REASONS = {
 }
 
 
-def _wide(returns: pl.DataFrame) -> tuple[pl.Series, list[str], np.ndarray]:
-    """Sorted sessions, sorted symbols and the (T, N) return matrix (NaN = missing)."""
+@dataclass(frozen=True)
+class WideReturns:
+    """Sorted sessions, sorted symbols and the (T, N) return matrix (NaN = missing): pivot once, slice per window."""
+
+    dates: pl.Series
+    symbols: list[str]
+    y: np.ndarray
+
+    def window(self, first: dt.date, last: dt.date) -> WideReturns:
+        """The sessions ``first`` .. ``last`` (inclusive), every symbol kept."""
+        keep = ((self.dates >= first) & (self.dates <= last)).to_numpy()
+        return WideReturns(self.dates.filter(keep), self.symbols, self.y[keep])
+
+
+def wide_returns(returns: pl.DataFrame) -> WideReturns:
+    """``returns`` (date, symbol, ret: decimal daily) as a :class:`WideReturns`."""
     missing = [c for c in ("date", "symbol", "ret") if c not in returns.columns]
     if missing:
         raise ValueError(f"attribution returns: missing column(s) {missing}")
@@ -41,7 +56,7 @@ def _wide(returns: pl.DataFrame) -> tuple[pl.Series, list[str], np.ndarray]:
     symbols = sorted(df["symbol"].unique().to_list())
     wide = df.pivot(on="symbol", index="date", values="ret").sort("date")
     y = wide.select(symbols).to_numpy().astype(np.float64)
-    return wide["date"], symbols, np.where(np.isfinite(y), y, np.nan)
+    return WideReturns(wide["date"], symbols, np.where(np.isfinite(y), y, np.nan))
 
 
 def _factor_matrix(factor_returns: pl.DataFrame, dates: pl.Series, names: list[str]) -> np.ndarray:
@@ -80,8 +95,19 @@ def exposures(
     values). Rows: every symbol x every session >= ``start`` (default: all sessions of ``returns``); the
     earlier sessions still feed the windows.
     """
+    return exposures_wide(wide_returns(returns), factor_returns, sectors, params, start)
+
+
+def exposures_wide(
+    returns: WideReturns,
+    factor_returns: pl.DataFrame,
+    sectors: pl.DataFrame | None = None,
+    params: ExposureParams | None = None,
+    start: dt.date | None = None,
+) -> pl.DataFrame:
+    """:func:`exposures` of returns already pivoted (:func:`wide_returns`): the same rows."""
     p = params or ExposureParams()
-    dates, symbols, y = _wide(returns)
+    dates, symbols, y = returns.dates, returns.symbols, returns.y
     rows = np.arange(dates.len()) if start is None else np.flatnonzero((dates >= start).to_numpy())
     X = _factor_matrix(factor_returns, dates, list(EXPOSURE_FACTORS))
     group_X = group_of = None

@@ -24,10 +24,10 @@ from mqf_pipeline.attribution import (
     FactorParams,
     agent_pnl,
     attribute_day,
-    exposures,
     factor_returns,
     returns_grid,
 )
+from mqf_pipeline.attribution.exposures import WideReturns, exposures_wide, wide_returns
 from mqf_pipeline.stages.base import RunContext, Stage, StepOutput
 from mqf_pipeline.stages.features import usable_bars
 from mqf_pipeline.storage.schema import row_schema
@@ -47,6 +47,7 @@ def look_back_sessions() -> int:
 class AttributionInputs:
     factors: pl.DataFrame  # date, factor_name, factor_return, t_stat, p_value, n_observations, r_squared
     returns: pl.DataFrame  # date, symbol, ret over the whole look-back
+    wide: WideReturns  # the same, pivoted once (each session's regression window is a slice)
     positions: pl.DataFrame  # the positions table from the session before the first
     nav: dict[dt.date, float]  # account NAV per session
     signals: pl.DataFrame  # model_outputs: date, symbol, agent_name, mu_hat, sigma_hat, confidence (daily)
@@ -65,17 +66,11 @@ class AttributionDetail:
 
 
 def session_exposures(inputs: AttributionInputs, day: dt.date) -> pl.DataFrame:
-    """The exposures of ``day`` and of the session before it, from the regression windows ending there, computed
-    over exactly the returns of those windows (so a session's betas do not depend on the run it is in)."""
-    anchor = calendar.session_offset(day, -(EXPOSURES.window + 1))
-    span = pl.col("date").is_between(anchor, day)
-    return exposures(
-        inputs.returns.filter(span),
-        inputs.factors.filter(span),
-        inputs.sectors,
-        EXPOSURES,
-        start=calendar.previous_session(day),
-    )
+    """The exposures of ``day`` from the regression window ending there, computed over exactly that window's
+    returns (so a session's betas do not depend on the run it is in)."""
+    first = calendar.session_offset(day, -EXPOSURES.window)
+    factors = inputs.factors.filter(pl.col("date").is_between(first, day))
+    return exposures_wide(inputs.wide.window(first, day), factors, inputs.sectors, EXPOSURES, start=day)
 
 
 class AttributionStage(Stage):
@@ -115,6 +110,7 @@ class AttributionStage(Stage):
         return AttributionInputs(
             factors=made.returns,
             returns=grid,
+            wide=wide_returns(grid),
             positions=lake.read_range("positions", before, last),
             nav=dict(account.select("date", "nav").iter_rows()),
             signals=signals.select(
@@ -132,7 +128,11 @@ class AttributionStage(Stage):
             omitted=made.diagnostics,
         )
 
-    def step(self, day: dt.date, inputs: AttributionInputs, carried: None, ctx: RunContext) -> StepOutput:
+    def step(
+        self, day: dt.date, inputs: AttributionInputs, carried: pl.DataFrame | None, ctx: RunContext
+    ) -> StepOutput:
+        """``carried``: the exposures of the session before (computed by its own step; the first session of a
+        run computes them the same way)."""
         prev = calendar.previous_session(day)
         cid = f"{ctx.settings.fund.strategy}-{day.isoformat()}"
         book = inputs.positions.filter(pl.col("date") == prev)
@@ -144,10 +144,11 @@ class AttributionStage(Stage):
         )
         factors = inputs.factors.filter(pl.col("date") == day)
         betas = session_exposures(inputs, day)
-        exp = betas.filter(pl.col("date") == day).select(EXPOSURE_COLUMNS)
+        exp = betas.select(EXPOSURE_COLUMNS)
+        known = carried if carried is not None else session_exposures(inputs, prev)  # what D's attribution uses
         rows: dict[str, pl.DataFrame] = {"factor_returns": factors, "security_factor_exposures": exp}
         if held.height:
-            day_att = attribute_day(day, held, inputs.returns, betas, inputs.factors, inputs.sectors, ATTRIBUTION, cid)
+            day_att = attribute_day(day, held, inputs.returns, known, inputs.factors, inputs.sectors, ATTRIBUTION, cid)
             signals = inputs.signals.filter(pl.col("date") == prev).join(
                 inputs.weights.filter(pl.col("date") == prev).drop("date"), on="agent_name"
             )
@@ -157,7 +158,7 @@ class AttributionStage(Stage):
             row = day_att.row
         else:
             row, notes = pl.DataFrame(), pl.DataFrame({"symbol": [None], "reason": [f"nothing held during {day}"]})
-        return StepOutput(day, rows, None, AttributionDetail(row, notes, factors.height))
+        return StepOutput(day, rows, betas, AttributionDetail(row, notes, factors.height))
 
     def write(self, ctx: RunContext, steps: Sequence[StepOutput], days: Sequence[dt.date]):
         """One partition per table and session; ``agent_pnl`` is keyed by cycle: its partition is the session
