@@ -101,3 +101,15 @@ def test_cvar_function_matches_the_book():
     risk = book_risk(dict(zip(symbols, weights, strict=True)), window, {}, p)
     assert total == pytest.approx(risk.cvar_evt, rel=1e-6)  # the same GPD fit, up to its round-off
     assert comps.sum() == pytest.approx(total, rel=1e-9) and comps[1] == comps[3] == 0.0
+
+
+def test_learning_params_come_from_the_learning_settings():
+    """signals.learning reaches the learner whole; the shipped defaults are the seed's (eta 0.1, 0.05/0.40, 21
+    sessions, half-life 10) and the learner's own."""
+    from mqf_pipeline.learning import WeightLearningParams
+    from mqf_pipeline.stages.params import learning_params
+
+    assert learning_params(load_settings("configs")) == WeightLearningParams()
+    custom = load_settings("configs", signals={"learning": {"ts_share_stable": 0.5, "ts_min_trials": 4, "eta": 0.05}})
+    got = learning_params(custom)
+    assert (got.ts_share_stable, got.ts_min_trials, got.eta) == (0.5, 4.0, 0.05)

@@ -145,6 +145,12 @@ class LearningSettings(Section):
     risk_aversion: float = Field(0.1, ge=0.0, description="lambda in reward = realized - lambda x risk")
     min_sessions: int = Field(21, ge=1, description="outcome sessions before learned weights replace the preset's")
     ts_discount: float = Field(0.99, gt=0.0, le=1.0, description="Thompson sampling: discount per session")
+    ts_min_trials: float = Field(
+        10.0, gt=0.0, description="Thompson sampling: discounted trials per agent a regime needs before it is used"
+    )
+    ts_share_stable: float = Field(
+        1.0, ge=0.0, le=1.0, description="Thompson sampling's share of the EG/TS blend while the regime is stable"
+    )
 
 
 class SignalsSettings(Section):

@@ -167,4 +167,6 @@ def learning_params(settings: Settings) -> WeightLearningParams:
         risk_aversion=s.risk_aversion,
         min_sessions=s.min_sessions,
         ts_discount=s.ts_discount,
+        ts_min_trials=s.ts_min_trials,
+        ts_share_stable=s.ts_share_stable,
     )
