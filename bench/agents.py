@@ -140,6 +140,25 @@ def run_info(
     return extra_info
 
 
+def simulated_agent_data(
+    sim: MarketSimulator, history_start: dt.date, end: dt.date
+) -> tuple[pl.DataFrame, AgentData, str]:
+    """The simulator's bars up to 5 sessions after ``end`` (for forward returns), and the agents' data up to
+    ``end`` (bars, stored-style features, universe, fundamentals, headlines, macro), with the features' note."""
+    all_bars = sim.bars(history_start, calendar.session_offset(end, 5))
+    bars = all_bars.filter(pl.col("date") <= end)
+    features, features_note = load_features(bars)
+    data = AgentData(
+        bars=bars,
+        features=features,
+        universe=sim.universe(),
+        fundamentals=sim.fundamentals(history_start, end),
+        headlines=sim.headlines(history_start, end),
+        macro=sim.macro(history_start, end),
+    )
+    return all_bars, data, features_note
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=500)
@@ -155,25 +174,14 @@ def main() -> int:
 
     t0 = time.perf_counter()
     sim = MarketSimulator(SimulatorParams(n_symbols=args.symbols))
-    horizon_end = calendar.session_offset(end, 5)
-    all_bars = sim.bars(history_start, horizon_end)
-    bars = all_bars.filter(pl.col("date") <= end)
-    features, features_note = load_features(bars)
-    data = AgentData(
-        bars=bars,
-        features=features,
-        universe=sim.universe(),
-        fundamentals=sim.fundamentals(history_start, end),
-        headlines=sim.headlines(history_start, end),
-        macro=sim.macro(history_start, end),
-    )
+    all_bars, data, features_note = simulated_agent_data(sim, history_start, end)
     fwd = forward_returns(all_bars, horizon=1).filter(pl.col("date").is_between(start, end))
     control = shuffled_control(fwd, args.control_seed)
     extra = [shuffled_control(fwd, args.control_seed + 1 + k) for k in range(args.extra_seeds)]
     alphas = sim.truth(start, end).alphas
     setup_s = time.perf_counter() - t0
     print(
-        f"data: {args.symbols} symbols, {bars.height:,} bar rows, {len(dates)} decision dates; {features_note}; "
+        f"data: {args.symbols} symbols, {data.bars.height:,} bar rows, {len(dates)} decision dates; {features_note}; "
         f"setup {setup_s:.1f} s"
     )
 

@@ -3,7 +3,7 @@ gross-1 portfolio return of the weighted ensemble, out of sample, per simulator 
 
 Data per seed: the built-in simulator (``SimulatorParams(seed, n_symbols)``), set up as bench/agents.py does
 (bars, fundamentals, headlines and macro from ``--history-start``; features from
-:func:`bench.agents.load_features`); the agents of the config's preset (configs/signals.yaml, ``institutional``),
+:func:`bench.agents.simulated_agent_data`); the agents of the config's preset (configs/signals.yaml, ``institutional``),
 static weights = ``settings.signals.starting_weights()`` with weight > 0. Every agent runs on every session from
 ``--start`` to ``--end`` (signal sessions); outcomes from :func:`mqf_pipeline.learning.agent_outcomes`;
 regimes from the project's walk-forward HMM (:func:`mqf_pipeline.regimes.mapping.regime_history` with the
@@ -46,10 +46,10 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.agents import load_features  # noqa: E402
+from bench.agents import simulated_agent_data  # noqa: E402
 from bench.common import report  # noqa: E402
 from mqf_pipeline import calendar  # noqa: E402
-from mqf_pipeline.agents.base import AgentData, validate_signals  # noqa: E402
+from mqf_pipeline.agents.base import validate_signals  # noqa: E402
 from mqf_pipeline.agents.registry import build_agents  # noqa: E402
 from mqf_pipeline.config import load_settings  # noqa: E402
 from mqf_pipeline.decisions.ensemble import ensemble  # noqa: E402
@@ -82,18 +82,8 @@ def simulate(seed: int, args: argparse.Namespace, settings: Any, agents: list[st
     history_start, start, end = (dt.date.fromisoformat(x) for x in (args.history_start, args.start, args.end))
     sessions = calendar.sessions(start, end)
     sim = MarketSimulator(SimulatorParams(seed=seed, n_symbols=args.symbols))
-    all_bars = sim.bars(history_start, calendar.session_offset(sessions[-1], 5))
-    bars = all_bars.filter(pl.col("date") <= end)
-    macro = sim.macro(history_start, end)
-    features, _ = load_features(bars)
-    data = AgentData(
-        bars=bars,
-        features=features,
-        universe=sim.universe(),
-        fundamentals=sim.fundamentals(history_start, end),
-        headlines=sim.headlines(history_start, end),
-        macro=macro,
-    )
+    all_bars, data, _ = simulated_agent_data(sim, history_start, end)
+    bars, macro = data.bars, data.macro
     seconds = {"setup": time.perf_counter() - t0}
     frames = []
     for agent in build_agents(agents, settings.signals.agent_params):

@@ -15,6 +15,8 @@ from pathlib import Path
 import dagster as dg
 from dagster import DagsterEventType
 
+from sensors.dead_runs import run_partitions
+
 
 @dataclass(frozen=True)
 class FailureReport:
@@ -22,17 +24,6 @@ class FailureReport:
 
     lines: list[str]
     log_path: Path
-
-
-def run_partitions(run: dg.DagsterRun | None) -> str:
-    """The run's partition or range, from its tags (``""`` for an unpartitioned run)."""
-    if run is None:
-        return ""
-    tags = run.tags
-    if "dagster/partition" in tags:
-        return tags["dagster/partition"]
-    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-    return f"{start}..{end}" if start and end else ""
 
 
 def _first_line(text: str) -> str:

@@ -45,12 +45,15 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return None
 
 
-def _partitions(run: dg.DagsterRun) -> str:
+def run_partitions(run: dg.DagsterRun | None) -> str:
+    """The run's partition or range, from its tags (``""`` for an unpartitioned run)."""
+    if run is None:
+        return ""
     tags = run.tags
     if "dagster/partition" in tags:
         return tags["dagster/partition"]
     start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-    return f"{start}..{end}" if start and end else "(unpartitioned)"
+    return f"{start}..{end}" if start and end else ""
 
 
 def end_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
@@ -63,11 +66,12 @@ def end_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
         pid = worker_pid(instance, run.run_id)
         if pid is None or processes.is_alive(pid, started_by=record.start_time):
             continue
+        partitions = run_partitions(run) or "(unpartitioned)"
         started = dt.datetime.fromtimestamp(record.start_time or 0, tz=dt.UTC).isoformat(timespec="seconds")
         reason = (
             f"run worker (pid {pid}) is gone: killed, out of memory or the machine restarted while the run was "
             f"STARTED (since {started}); marked failed by dead_run_sensor. Rerun the failed partitions "
-            f"({_partitions(run)}): stored partitions are rewritten only if they changed and orders are "
+            f"({partitions}): stored partitions are rewritten only if they changed and orders are "
             "idempotent, so a rerun submits no duplicate."
         )
         latest = instance.get_run_by_id(run.run_id)
@@ -77,7 +81,7 @@ def end_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
             latest, reason, JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION)
         )
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        ended.append(DeadRun(run.run_id, run.job_name, pid, _partitions(run), reason))
+        ended.append(DeadRun(run.run_id, run.job_name, pid, partitions, reason))
     return ended
 
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 import yaml
 
 from mqf_pipeline.config import Settings, load_settings
+from mqf_pipeline.stages.base import Stage, materialize
+from mqf_pipeline.stages.context import run_context
+from mqf_pipeline.storage.lake import Lake
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -76,3 +82,25 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, list[dg.Ass
         m = mat.materialization
         out.setdefault(m.asset_key.to_user_string(), []).append(m)
     return out
+
+
+def rerun_after_changing_later_data(
+    settings: Settings,
+    lake_copy: Path,
+    stage: Stage,
+    day: dt.date,
+    table: str,
+    change: Callable[[pl.DataFrame], pl.DataFrame],
+) -> dict[str, tuple[pl.DataFrame, pl.DataFrame]]:
+    """Copy the deployment's lake to ``lake_copy``, apply ``change`` to every partition of ``table`` after ``day``,
+    rematerialize ``day`` alone with ``stage``: per table the stage writes, its rows of ``day`` before and after
+    (``id`` and ``created_at`` dropped). Equal pairs show a session alone equals the session in its range and
+    that data after it moves nothing."""
+    shutil.copytree(settings.lake_root, lake_copy)
+    lake = Lake(str(lake_copy))
+    volatile = ["id", "created_at"]
+    before = {t: lake.read(t, [day]).drop(volatile, strict=False) for t in stage.WRITES}
+    for p in [p for p in lake.partitions(table) if p > day.isoformat()]:
+        lake.write(table, p, change(lake.read(table, [p])))
+    materialize(stage, run_context(lake, settings), [day])
+    return {t: (rows, lake.read(t, [day]).drop(volatile, strict=False)) for t, rows in before.items()}

@@ -5,7 +5,6 @@ PnL, the same rows alone or in a range, and nothing moved by later data."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -15,10 +14,14 @@ import pytest
 from assets.attribution import identity_check
 from mqf_pipeline.attribution import PARTS
 from mqf_pipeline.stages.attribution import AttributionStage
-from mqf_pipeline.stages.base import materialize
-from mqf_pipeline.stages.context import run_context
 from mqf_pipeline.storage.lake import Lake
-from tests.deployment import definitions_for, run_market_data, settings_for, write_configs
+from tests.deployment import (
+    definitions_for,
+    rerun_after_changing_later_data,
+    run_market_data,
+    settings_for,
+    write_configs,
+)
 
 INCEPTION, END = dt.date(2024, 1, 2), dt.date(2024, 1, 19)
 
@@ -66,19 +69,16 @@ def test_factor_returns_exposures_and_an_exact_attribution_every_session(fund: P
 
 @pytest.mark.slow
 def test_a_session_alone_equals_the_range_and_later_data_moves_nothing(fund: Path, tmp_path) -> None:
-    settings = settings_for(fund)
-    copy = tmp_path / "lake"
-    shutil.copytree(settings.lake_root, copy)
-    lake = Lake(str(copy))
-    day = dt.date(2024, 1, 12)
-    before = {t: lake.read(t, [day]) for t in AttributionStage.WRITES}
-    for p in [p for p in lake.partitions("price_history") if p > day.isoformat()]:
-        bars = lake.read("price_history", [p])
-        lake.write("price_history", p, bars.with_columns(pl.col("close") * 0.7, pl.col("adjusted_close") * 0.7))
-    materialize(AttributionStage(), run_context(lake, settings), [day])
-    for table, rows in before.items():
-        after = lake.read(table, [day]).drop("created_at", "id", strict=False)
-        assert after.equals(rows.drop("created_at", "id", strict=False)), table
+    pairs = rerun_after_changing_later_data(
+        settings_for(fund),
+        tmp_path / "lake",
+        AttributionStage(),
+        dt.date(2024, 1, 12),
+        "price_history",
+        lambda bars: bars.with_columns(pl.col("close") * 0.7, pl.col("adjusted_close") * 0.7),
+    )
+    for table, (before, after) in pairs.items():
+        assert after.equals(before), table
 
 
 @pytest.mark.slow

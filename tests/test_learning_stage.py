@@ -5,7 +5,6 @@ close, the seed's limits held, and nothing moved by returns after D."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -13,11 +12,9 @@ import pytest
 
 from assets.learning import weight_check
 from mqf_pipeline.learning import WeightLearningParams
-from mqf_pipeline.stages.base import materialize
-from mqf_pipeline.stages.context import run_context
 from mqf_pipeline.stages.learning import LearningStage, learned_set
 from mqf_pipeline.storage.lake import Lake
-from tests.deployment import run_market_data, settings_for, write_configs
+from tests.deployment import rerun_after_changing_later_data, run_market_data, settings_for, write_configs
 
 START, END = dt.date(2023, 11, 20), dt.date(2024, 1, 5)
 MIN_SESSIONS = 3
@@ -60,18 +57,16 @@ def test_the_meta_brain_of_d_uses_the_weights_learned_at_d(fund: Path) -> None:
 
 
 def test_a_session_alone_equals_the_range_and_later_returns_move_nothing(fund: Path, tmp_path) -> None:
-    settings = settings_for(fund)
-    copy = tmp_path / "lake"
-    shutil.copytree(settings.lake_root, copy)
-    lake = Lake(str(copy))
-    day = dt.date(2023, 12, 28)
-    before = {t: lake.read(t, [day]) for t in LearningStage.WRITES}
-    for p in [p for p in lake.partitions("price_history") if p > day.isoformat()]:
-        bars = lake.read("price_history", [p])
-        lake.write("price_history", p, bars.with_columns(pl.col("close") * 1.5, pl.col("adjusted_close") * 1.5))
-    materialize(LearningStage(), run_context(lake, settings), [day])
-    for table, rows in before.items():
-        assert lake.read(table, [day]).drop("created_at", strict=False).equals(rows.drop("created_at", strict=False))
+    pairs = rerun_after_changing_later_data(
+        settings_for(fund),
+        tmp_path / "lake",
+        LearningStage(),
+        dt.date(2023, 12, 28),
+        "price_history",
+        lambda bars: bars.with_columns(pl.col("close") * 1.5, pl.col("adjusted_close") * 1.5),
+    )
+    for table, (before, after) in pairs.items():
+        assert after.equals(before), table
 
 
 def test_too_few_or_too_many_agents_keep_the_preset_weights_and_say_why() -> None:

@@ -13,13 +13,11 @@ import polars as pl
 import pytest
 
 from mqf_pipeline.slippage import REGIME_ADJUSTMENTS
-from mqf_pipeline.stages.base import materialize
-from mqf_pipeline.stages.context import run_context
 from mqf_pipeline.stages.slippage import SlippageStage
 from mqf_pipeline.storage.lake import Lake
 from resources import SettingsResource
 from sensors.slippage_refit import new_fills_since_refit, slippage_refit_sensor
-from tests.deployment import run_market_data, settings_for, write_configs
+from tests.deployment import rerun_after_changing_later_data, run_market_data, settings_for, write_configs
 
 START, END = dt.date(2023, 11, 20), dt.date(2024, 1, 5)
 
@@ -46,20 +44,16 @@ def test_every_session_has_a_model_fitted_on_fills_up_to_it(fund: Path) -> None:
 
 
 def test_a_session_alone_equals_the_session_in_the_range_and_later_fills_move_nothing(fund: Path, tmp_path) -> None:
-    settings = settings_for(fund)
-    copy = tmp_path / "lake"
-    shutil.copytree(settings.lake_root, copy)
-    lake = Lake(str(copy))
-    day = dt.date(2023, 12, 20)
-    before = {t: lake.read(t, [day]) for t in SlippageStage.WRITES}
-    later = [p for p in lake.partitions("execution_feedback") if p > day.isoformat()]
-    for p in later:  # fills after D: costs tripled
-        rows = lake.read("execution_feedback", [p])
-        lake.write("execution_feedback", p, rows.with_columns(pl.col("market_impact_bps") * 3))
-    ctx = run_context(lake, settings)
-    materialize(SlippageStage(), ctx, [day])
-    for table, rows in before.items():
-        assert lake.read(table, [day]).drop("created_at", strict=False).equals(rows.drop("created_at", strict=False))
+    pairs = rerun_after_changing_later_data(
+        settings_for(fund),
+        tmp_path / "lake",
+        SlippageStage(),
+        dt.date(2023, 12, 20),
+        "execution_feedback",
+        lambda rows: rows.with_columns(pl.col("market_impact_bps") * 3),  # fills after D: costs tripled
+    )
+    for table, (before, after) in pairs.items():
+        assert after.equals(before), table
 
 
 def test_refit_sensor_requests_a_refit_once_enough_new_fills_arrived(fund: Path, tmp_path) -> None:
